@@ -1,0 +1,168 @@
+//! The `watos` command line.
+
+mod evaluate;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::Error;
+use crate::hardware::{AttentionKernel, Hardware};
+use crate::instance::{Instance, Training};
+use crate::workload::Model;
+
+/// Plans LLM training on wafer-scale chips: parallelism, recomputation, memory placement, and how
+/// far the plan can be from the best one.
+#[derive(Debug, Parser)]
+#[command(name = "watos", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Score one plan: step time and its breakdown, memory per device, MFU, feasibility.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Check the evaluator against published measurements of real GPU training runs.
+    Validate(validate::ValidateArgs),
+}
+
+/// Where the instance comes from: a file, flags, or a file with flags overriding it.
+#[derive(Debug, Clone, Args)]
+pub struct InstanceArgs {
+    /// Instance file (model, hardware, training setup). Optional when --model, --hardware,
+    /// --batch and --seq are all given.
+    pub instance: Option<PathBuf>,
+    /// Model file (watos TOML or Hugging Face config.json); replaces the instance's.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Hardware file; replaces the instance's.
+    #[arg(long)]
+    pub hardware: Option<PathBuf>,
+    /// Global batch in sequences; replaces the instance's.
+    #[arg(long)]
+    pub batch: Option<u32>,
+    /// Sequence length in tokens; replaces the instance's.
+    #[arg(long)]
+    pub seq: Option<u32>,
+    /// Attention kernel; replaces the hardware's default.
+    #[arg(long, value_enum)]
+    pub attention: Option<AttentionArg>,
+    /// 16-bit format of weights and activations; replaces the instance's (fp16 adds loss scaling).
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionArg>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PrecisionArg {
+    Fp16,
+    Bf16,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum AttentionArg {
+    Flash,
+    Unfused,
+}
+
+impl InstanceArgs {
+    /// Loads the instance file (if any) and applies the overrides.
+    pub fn load(&self) -> Result<Instance, Error> {
+        let mut inst = match &self.instance {
+            Some(path) => Some(Instance::load(path)?),
+            None => None,
+        };
+        let model = match (&self.model, &inst) {
+            (Some(p), _) => Model::load(p)?,
+            (None, Some(i)) => i.model.clone(),
+            (None, None) => return Err(missing("--model")),
+        };
+        let hardware = match (&self.hardware, &inst) {
+            (Some(p), _) => Hardware::load(p)?,
+            (None, Some(i)) => i.hardware.clone(),
+            (None, None) => return Err(missing("--hardware")),
+        };
+        let mut training = match &inst {
+            Some(i) => i.training.clone(),
+            None => Training {
+                global_batch: self.batch.ok_or_else(|| missing("--batch"))?,
+                seq_len: self.seq.ok_or_else(|| missing("--seq"))?,
+                precision: crate::instance::Precision::Bf16,
+                grad_dtype: crate::instance::GradDtype::Fp32,
+                optimizer: crate::instance::Optimizer::Adam,
+                attention: None,
+                execution: None,
+            },
+        };
+        if let Some(b) = self.batch {
+            training.global_batch = b;
+        }
+        if let Some(s) = self.seq {
+            training.seq_len = s;
+        }
+        if let Some(p) = self.precision {
+            training.precision = match p {
+                PrecisionArg::Fp16 => crate::instance::Precision::Fp16,
+                PrecisionArg::Bf16 => crate::instance::Precision::Bf16,
+            };
+        }
+        if let Some(a) = self.attention {
+            training.attention = Some(match a {
+                AttentionArg::Flash => AttentionKernel::Flash,
+                AttentionArg::Unfused => AttentionKernel::Unfused,
+            });
+        }
+        let name = match inst.as_ref() {
+            Some(i) if self.model.is_none() && self.hardware.is_none() => i.name.clone(),
+            _ => format!("{} on {}", model.name, hardware.name),
+        };
+        let mut out = Instance::new(name, model, hardware, training)?;
+        if let Some(i) = inst.take() {
+            out.limits = i.limits;
+            out.model_path = if self.model.is_some() {
+                self.model.clone()
+            } else {
+                i.model_path
+            };
+            out.hardware_path = if self.hardware.is_some() {
+                self.hardware.clone()
+            } else {
+                i.hardware_path
+            };
+        }
+        Ok(out)
+    }
+}
+
+fn missing(flag: &str) -> Error {
+    Error::invalid(
+        flag,
+        "needed when no instance file is given",
+        "give an instance file, or all of --model, --hardware, --batch and --seq",
+    )
+}
+
+/// Exit status: 0 success, 1 an error not caused by the input, 2 bad input, 3 an infeasible plan
+/// or instance.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Evaluate(args) => evaluate::run(&args),
+        Command::Validate(args) => validate::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            let code = match &err {
+                Error::Infeasible(_) => 3,
+                Error::Solver(_) => 1,
+                _ => 2,
+            };
+            eprintln!("{:?}", miette::Report::new(err));
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! Hardware: a wafer (2D mesh of dies) or a GPU cluster (nodes of GPUs), in one schema.
+//!
+//! Files use human units whose names say them (`dram_gb`, `d2d_bw_tb_per_s`); the accessors on
+//! [`Hardware`] return SI units (bytes, bytes/s, FLOP/s, seconds) for everything inside watos.
+
+pub mod area;
+pub mod fabric;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ensure, non_negative, positive, Error, FieldError};
+use crate::input::SourceFile;
+use crate::units::{GB, MB, NS, TB, TERA, US};
+
+pub use area::AreaModel;
+pub use fabric::{DeviceId, Fabric};
+
+/// Area use of one wafer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct WaferArea {
+    pub dies_per_wafer: u32,
+    pub site: area::SiteArea,
+    pub used_mm2: f64,
+    pub usable_mm2: f64,
+}
+
+/// One compute device: a wafer die or a GPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// Dense FP16/BF16 peak.
+    pub peak_tflops: f64,
+    /// On-die SRAM (for a GPU, its L2: it holds no persistent state).
+    pub sram_mb: f64,
+    /// DRAM / HBM capacity.
+    pub dram_gb: f64,
+    /// DRAM / HBM bandwidth.
+    pub dram_bw_tb_per_s: f64,
+}
+
+/// A wafer: `rows x cols` dies joined to their four neighbours by D2D links.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wafer {
+    pub rows: u32,
+    pub cols: u32,
+    /// Bandwidth of one D2D link between neighbours, per direction.
+    pub d2d_bw_tb_per_s: f64,
+    /// Latency of one D2D hop.
+    pub d2d_latency_ns: f64,
+    /// Usable wafer area the dies must fit in.
+    #[serde(default = "default_wafer_area")]
+    pub usable_area_mm2: f64,
+    /// Dies that do not work, as `[row, col]`; routes avoid them.
+    #[serde(default)]
+    pub faulty_dies: Vec<[u32; 2]>,
+    /// Links that do not work, as `[[row, col], [row, col]]` between neighbours.
+    #[serde(default)]
+    pub faulty_links: Vec<[[u32; 2]; 2]>,
+    /// Number of wafers, stacked along rows: wafer `w` holds global rows `w*rows .. (w+1)*rows`.
+    #[serde(default = "one")]
+    pub wafers: u32,
+    /// Total wafer-to-wafer bandwidth per direction between two stacked wafers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub w2w_bw_tb_per_s: Option<f64>,
+    /// Latency of a wafer-to-wafer crossing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub w2w_latency_ns: Option<f64>,
+}
+
+/// A GPU cluster: nodes of GPUs on a switch (NVLink), nodes joined by a network (InfiniBand).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub gpus_per_node: u32,
+    pub nodes: u32,
+    /// NVLink bandwidth per GPU per direction.
+    pub intra_bw_gb_per_s: f64,
+    pub intra_latency_us: f64,
+    /// Network bandwidth per GPU (its own NIC) per direction.
+    pub inter_bw_gb_per_s: f64,
+    pub inter_latency_us: f64,
+}
+
+/// How close to peak the kernels get: a few parameters per device generation, never per workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Efficiency {
+    /// Fraction of peak a large matrix multiply reaches.
+    pub gemm: f64,
+    /// A matrix dimension of this size costs half its efficiency: eff = gemm * prod(d / (d + half)).
+    pub gemm_half_dim: f64,
+    /// Fraction of peak a fused (flash) attention kernel reaches.
+    pub attention: f64,
+    /// Fraction of DRAM bandwidth a streaming kernel reaches.
+    pub dram: f64,
+    /// Fraction of link bandwidth a collective or point-to-point transfer reaches.
+    pub link: f64,
+}
+
+impl Default for Efficiency {
+    fn default() -> Self {
+        Efficiency {
+            gemm: 0.85,
+            gemm_half_dim: 64.0,
+            attention: 0.6,
+            dram: 0.85,
+            link: 0.85,
+        }
+    }
+}
+
+/// Attention kernel: unfused (scores go through DRAM) or flash (fused, causal half skipped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttentionKernel {
+    Unfused,
+    Flash,
+}
+
+/// Operator execution: GPU-style kernels (each reads and writes DRAM) or wafer dataflow (a layer's
+/// operators fused, intermediates kept in SRAM when they fit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Execution {
+    Kernels,
+    Dataflow,
+}
+
+/// The software stack the device runs by default (a training setup may override it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Software {
+    pub attention: AttentionKernel,
+    pub execution: Execution,
+}
+
+/// A hardware file.
+///
+/// ```
+/// let hw = watos::Hardware::load(concat!(env!("CARGO_MANIFEST_DIR"), "/hardware/wafer-config3.toml")).unwrap();
+/// assert_eq!(hw.fabric().unwrap().healthy_count(), 56);
+/// assert!((hw.peak_flops() - 708e12).abs() < 1e9);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hardware {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub device: Device,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wafer: Option<Wafer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Cluster>,
+    #[serde(default)]
+    pub efficiency: Efficiency,
+    pub software: Software,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<AreaModel>,
+}
+
+fn default_wafer_area() -> f64 {
+    // About 200 mm x 200 mm usable on a 300 mm wafer (WATOS paper's template).
+    40_000.0
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Hardware {
+    /// Reads and validates a hardware file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let src = SourceFile::read(path.as_ref())?;
+        Self::from_source(&src)
+    }
+
+    /// Parses and validates hardware from text already read.
+    pub fn from_source(src: &SourceFile) -> Result<Self, Error> {
+        let hw: Hardware = src.parse_toml()?;
+        hw.validate().map_err(|e| src.field_error(e))?;
+        Ok(hw)
+    }
+
+    /// Peak FLOP/s of one device.
+    pub fn peak_flops(&self) -> f64 {
+        self.device.peak_tflops * TERA
+    }
+    /// SRAM bytes of one device.
+    pub fn sram_bytes(&self) -> f64 {
+        self.device.sram_mb * MB
+    }
+    /// DRAM bytes of one device.
+    pub fn dram_bytes(&self) -> f64 {
+        self.device.dram_gb * GB
+    }
+    /// DRAM bytes/s of one device.
+    pub fn dram_bw_bytes_per_s(&self) -> f64 {
+        self.device.dram_bw_tb_per_s * TB
+    }
+
+    /// The interconnect, with routes and healthy devices.
+    pub fn fabric(&self) -> Result<Fabric, FieldError> {
+        Fabric::new(self)
+    }
+
+    /// `"wafer"` or `"cluster"`.
+    pub fn kind(&self) -> &'static str {
+        if self.wafer.is_some() {
+            "wafer"
+        } else {
+            "cluster"
+        }
+    }
+
+    /// Checks every field; the error names the field and what would be valid.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let d = &self.device;
+        positive(
+            "device.peak_tflops",
+            d.peak_tflops,
+            "peak dense FP16 TFLOP/s of one die or GPU, e.g. 708",
+        )?;
+        non_negative("device.sram_mb", d.sram_mb, "on-die SRAM in MB, e.g. 442.5")?;
+        positive(
+            "device.dram_gb",
+            d.dram_gb,
+            "DRAM capacity per die in GB, e.g. 70",
+        )?;
+        positive(
+            "device.dram_bw_tb_per_s",
+            d.dram_bw_tb_per_s,
+            "DRAM bandwidth per die in TB/s, e.g. 2.0",
+        )?;
+        let e = &self.efficiency;
+        for (field, v) in [
+            ("efficiency.gemm", e.gemm),
+            ("efficiency.attention", e.attention),
+            ("efficiency.dram", e.dram),
+            ("efficiency.link", e.link),
+        ] {
+            ensure(v.is_finite() && v > 0.0 && v <= 1.0, || {
+                FieldError::new(
+                    field,
+                    format!("is {v}, must be a fraction in (0, 1]"),
+                    "e.g. 0.8",
+                )
+            })?;
+        }
+        non_negative(
+            "efficiency.gemm_half_dim",
+            e.gemm_half_dim,
+            "a matrix size, e.g. 64",
+        )?;
+        match (&self.wafer, &self.cluster) {
+            (Some(_), Some(_)) => {
+                return Err(FieldError::new("cluster", "a hardware file describes a wafer or a cluster, not both", "remove [wafer] or [cluster]"))
+            }
+            (None, None) => {
+                return Err(FieldError::new("device", "the file has neither [wafer] nor [cluster]", "add a [wafer] table (rows, cols, d2d_bw_tb_per_s, d2d_latency_ns) or a [cluster] table"))
+            }
+            (Some(w), None) => validate_wafer(w).map_err(|e| e.within("wafer"))?,
+            (None, Some(c)) => validate_cluster(c).map_err(|e| e.within("cluster"))?,
+        }
+        if let Some(a) = &self.area {
+            a.validate().map_err(|e| e.within("area"))?;
+        }
+        if let Some(area) = self.wafer_area() {
+            ensure(area.used_mm2 <= area.usable_mm2, || {
+                FieldError::new(
+                    "wafer.usable_area_mm2",
+                    format!(
+                        "{} die sites of {:.1} mm^2 (compute {:.1}, DRAM {:.1}, D2D {:.1}) need {:.0} mm^2 per wafer, over the {:.0} mm^2 usable by {:.0} mm^2",
+                        area.dies_per_wafer, area.site.total_mm2(), area.site.compute_mm2, area.site.dram_mm2, area.site.d2d_mm2, area.used_mm2, area.usable_mm2, area.used_mm2 - area.usable_mm2
+                    ),
+                    "use fewer or smaller dies (less compute, DRAM or D2D bandwidth), or give an [area] table for a denser technology",
+                )
+            })?;
+        }
+        let fabric = self.fabric()?;
+        ensure(fabric.is_connected(), || {
+            FieldError::new(
+                "wafer.faulty_links",
+                "the faulty dies and links cut the mesh into pieces",
+                "leave a healthy path between every pair of healthy dies",
+            )
+        })
+    }
+
+    /// Area a wafer's die sites take, by the file's `[area]` constants or the defaults.
+    pub fn wafer_area(&self) -> Option<WaferArea> {
+        let w = self.wafer.as_ref()?;
+        let model = self.area.clone().unwrap_or_default();
+        let d = &self.device;
+        let site = model.site(
+            d.peak_tflops,
+            d.dram_gb,
+            d.dram_bw_tb_per_s,
+            w.d2d_bw_tb_per_s,
+        );
+        let dies = w.rows * w.cols;
+        Some(WaferArea {
+            dies_per_wafer: dies,
+            site,
+            used_mm2: site.total_mm2() * dies as f64,
+            usable_mm2: w.usable_area_mm2,
+        })
+    }
+}
+
+fn validate_wafer(w: &Wafer) -> Result<(), FieldError> {
+    ensure(w.rows > 0, || {
+        FieldError::new(
+            "rows",
+            "must be at least 1",
+            "dies per column of the mesh, e.g. 7",
+        )
+    })?;
+    ensure(w.cols > 0, || {
+        FieldError::new(
+            "cols",
+            "must be at least 1",
+            "dies per row of the mesh, e.g. 8",
+        )
+    })?;
+    ensure(w.wafers > 0, || {
+        FieldError::new("wafers", "must be at least 1", "number of wafers, e.g. 1")
+    })?;
+    positive(
+        "d2d_bw_tb_per_s",
+        w.d2d_bw_tb_per_s,
+        "per-link, per-direction D2D bandwidth in TB/s, e.g. 4.0",
+    )?;
+    non_negative(
+        "d2d_latency_ns",
+        w.d2d_latency_ns,
+        "latency of one D2D hop in ns, e.g. 200",
+    )?;
+    positive(
+        "usable_area_mm2",
+        w.usable_area_mm2,
+        "usable wafer area in mm^2, e.g. 40000",
+    )?;
+    if w.wafers > 1 {
+        let bw = w.w2w_bw_tb_per_s.ok_or_else(|| {
+            FieldError::new(
+                "w2w_bw_tb_per_s",
+                "several wafers need a wafer-to-wafer bandwidth",
+                "e.g. 1.8",
+            )
+        })?;
+        positive(
+            "w2w_bw_tb_per_s",
+            bw,
+            "wafer-to-wafer bandwidth in TB/s, e.g. 1.8",
+        )?;
+        non_negative(
+            "w2w_latency_ns",
+            w.w2w_latency_ns.unwrap_or(0.0),
+            "e.g. 500",
+        )?;
+    }
+    let rows = w.rows * w.wafers;
+    for (i, [r, c]) in w.faulty_dies.iter().enumerate() {
+        ensure(*r < rows && *c < w.cols, || {
+            FieldError::new(
+                format!("faulty_dies[{i}]"),
+                format!("[{r}, {c}] is outside the {rows} x {} mesh", w.cols),
+                "coordinates are [row, col], 0-based",
+            )
+        })?;
+    }
+    for (i, [[r1, c1], [r2, c2]]) in w.faulty_links.iter().enumerate() {
+        let adjacent = r1.abs_diff(*r2) + c1.abs_diff(*c2) == 1;
+        ensure(
+            adjacent && *r1 < rows && *r2 < rows && *c1 < w.cols && *c2 < w.cols,
+            || {
+                FieldError::new(format!("faulty_links[{i}]"), format!("[[{r1}, {c1}], [{r2}, {c2}]] is not a link between two neighbouring dies of the mesh"), "a link joins [row, col] and a neighbour one row or one column away")
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn validate_cluster(c: &Cluster) -> Result<(), FieldError> {
+    ensure(c.gpus_per_node > 0, || {
+        FieldError::new("gpus_per_node", "must be at least 1", "e.g. 8")
+    })?;
+    ensure(c.nodes > 0, || {
+        FieldError::new("nodes", "must be at least 1", "e.g. 128")
+    })?;
+    positive(
+        "intra_bw_gb_per_s",
+        c.intra_bw_gb_per_s,
+        "NVLink GB/s per GPU per direction, e.g. 300",
+    )?;
+    positive(
+        "inter_bw_gb_per_s",
+        c.inter_bw_gb_per_s,
+        "network GB/s per GPU per direction, e.g. 25",
+    )?;
+    non_negative("intra_latency_us", c.intra_latency_us, "e.g. 3")?;
+    non_negative("inter_latency_us", c.inter_latency_us, "e.g. 5")?;
+    Ok(())
+}
+
+impl Wafer {
+    /// Latency of one D2D hop in seconds.
+    pub fn hop_latency_s(&self) -> f64 {
+        self.d2d_latency_ns * NS
+    }
+}
+
+impl Cluster {
+    /// Latency of an intra-node transfer in seconds.
+    pub fn intra_latency_s(&self) -> f64 {
+        self.intra_latency_us * US
+    }
+    /// Latency of an inter-node transfer in seconds.
+    pub fn inter_latency_s(&self) -> f64 {
+        self.inter_latency_us * US
+    }
+}

@@ -1,0 +1,242 @@
+//! Workloads: decoder-only transformer shapes, read from watos TOML or Hugging Face `config.json`.
+//!
+//! A model here is only its shape; what it costs (parameters, FLOPs, bytes) is computed once, in
+//! [`crate::cost`].
+
+mod hf;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ensure, Error, FieldError};
+use crate::input::SourceFile;
+
+/// Feed-forward block kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ffn {
+    /// Two matrices with a GELU between them (GPT).
+    #[default]
+    Gelu,
+    /// Gate, up and down matrices with SiLU gating (LLaMA).
+    Swiglu,
+}
+
+/// Position encoding kind: learned positions add a `max_positions x hidden` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Position {
+    #[default]
+    Learned,
+    Rope,
+}
+
+/// Normalisation kind: LayerNorm has a bias, RMSNorm does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    #[default]
+    Layernorm,
+    Rmsnorm,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A decoder-only transformer.
+///
+/// Defaults describe a GPT-2/3-style model (GELU MLP of 4h, learned positions, LayerNorm, biases,
+/// dropout); LLaMA-style files say `ffn = "swiglu"`, `position = "rope"` and so on.
+///
+/// ```
+/// let m: watos::Model = toml::from_str(r#"
+///     name = "tiny"
+///     layers = 2
+///     hidden = 64
+///     heads = 4
+///     vocab = 1000
+///     tied_embeddings = true
+/// "#).unwrap();
+/// assert_eq!(m.ffn_hidden(), 256);
+/// assert_eq!(m.kv_heads(), 4);
+/// m.validate().unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    pub name: String,
+    /// Where the shape comes from (paper, model card).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub layers: u32,
+    pub hidden: u32,
+    pub heads: u32,
+    /// Key/value heads (grouped-query attention); defaults to `heads`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_heads: Option<u32>,
+    /// FFN inner size; defaults to 4 x hidden.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ffn_hidden: Option<u32>,
+    #[serde(default)]
+    pub ffn: Ffn,
+    pub vocab: u32,
+    /// Whether the output head shares the input embedding matrix.
+    pub tied_embeddings: bool,
+    #[serde(default)]
+    pub position: Position,
+    /// Rows of the learned position table; defaults to the training sequence length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_positions: Option<u32>,
+    #[serde(default)]
+    pub norm: Norm,
+    /// Linear layers and norms carry biases.
+    #[serde(default = "yes")]
+    pub bias: bool,
+    /// Dropout after attention probabilities, attention output and MLP output (stores masks).
+    #[serde(default = "yes")]
+    pub dropout: bool,
+}
+
+impl Model {
+    /// Key/value heads (equal to `heads` without grouped-query attention).
+    pub fn kv_heads(&self) -> u32 {
+        self.kv_heads.unwrap_or(self.heads)
+    }
+
+    /// FFN inner size.
+    pub fn ffn_hidden(&self) -> u32 {
+        self.ffn_hidden.unwrap_or(4 * self.hidden)
+    }
+
+    /// Size of one attention head.
+    pub fn head_dim(&self) -> u32 {
+        self.hidden / self.heads.max(1)
+    }
+
+    /// Checks the shape is self-consistent; the error names the field and what would be valid.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        for (field, v) in [
+            ("layers", self.layers),
+            ("hidden", self.hidden),
+            ("heads", self.heads),
+            ("vocab", self.vocab),
+        ] {
+            ensure(v > 0, || {
+                FieldError::new(field, "must be at least 1", "a positive integer")
+            })?;
+        }
+        ensure(self.hidden % self.heads == 0, || {
+            FieldError::new(
+                "heads",
+                format!(
+                    "{} heads do not divide hidden size {}",
+                    self.heads, self.hidden
+                ),
+                format!(
+                    "valid head counts: {}",
+                    divisors(self.hidden)
+                        .take_while(|d| *d <= 256)
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+        let kv = self.kv_heads();
+        ensure(kv > 0 && self.heads % kv == 0, || {
+            FieldError::new(
+                "kv_heads",
+                format!(
+                    "{kv} key/value heads do not divide the {} attention heads",
+                    self.heads
+                ),
+                format!(
+                    "valid: {}",
+                    divisors(self.heads)
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+        ensure(self.ffn_hidden() > 0, || {
+            FieldError::new("ffn_hidden", "must be at least 1", "e.g. 4 x hidden")
+        })?;
+        if let Some(p) = self.max_positions {
+            ensure(p > 0, || {
+                FieldError::new(
+                    "max_positions",
+                    "must be at least 1",
+                    "the longest sequence the model takes",
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Reads a model from a watos TOML file or a Hugging Face `config.json` (by extension).
+    ///
+    /// ```
+    /// let m = watos::Model::load(concat!(env!("CARGO_MANIFEST_DIR"), "/models/gpt3-175b.toml")).unwrap();
+    /// assert_eq!(m.layers, 96);
+    /// ```
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let src = SourceFile::read(path.as_ref())?;
+        Self::from_source(&src)
+    }
+
+    /// Parses and validates a model from text already read.
+    pub fn from_source(src: &SourceFile) -> Result<Self, Error> {
+        let is_json = src
+            .path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let model = if is_json {
+            hf::from_config_json(src)?
+        } else {
+            src.parse_toml::<Model>()?
+        };
+        model.validate().map_err(|e| src.field_error(e))?;
+        Ok(model)
+    }
+}
+
+/// Divisors of `n` in increasing order.
+pub fn divisors(n: u32) -> impl Iterator<Item = u32> {
+    (1..=n).filter(move |d| n % d == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Model {
+        toml::from_str("name='t'\nlayers=2\nhidden=64\nheads=4\nvocab=100\ntied_embeddings=true")
+            .unwrap()
+    }
+
+    #[test]
+    fn heads_must_divide_hidden() {
+        let mut m = tiny();
+        m.heads = 5;
+        let e = m.validate().unwrap_err();
+        assert_eq!(e.field, "heads");
+        assert!(e.help.contains("4"), "{}", e.help);
+    }
+
+    #[test]
+    fn kv_heads_must_divide_heads() {
+        let mut m = tiny();
+        m.kv_heads = Some(3);
+        assert_eq!(m.validate().unwrap_err().field, "kv_heads");
+    }
+
+    #[test]
+    fn zero_layers_rejected() {
+        let mut m = tiny();
+        m.layers = 0;
+        assert_eq!(m.validate().unwrap_err().field, "layers");
+    }
+}

@@ -6,11 +6,14 @@
 
 pub mod cost;
 pub mod error;
+pub mod formulation;
 pub mod hardware;
 pub mod input;
 pub mod instance;
 pub mod plan;
+pub mod search;
 pub mod units;
+pub mod validate;
 pub mod workload;
 
 pub use cost::{evaluate, Evaluation};

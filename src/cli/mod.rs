@@ -1,6 +1,8 @@
 //! The `watos` command line.
 
+mod bench;
 mod evaluate;
+mod solve;
 mod validate;
 
 use std::path::PathBuf;
@@ -26,6 +28,11 @@ pub struct Cli {
 pub enum Command {
     /// Score one plan: step time and its breakdown, memory per device, MFU, feasibility.
     Evaluate(evaluate::EvaluateArgs),
+    /// Find the plan with the smallest step time, with a proven lower bound and gap.
+    Solve(solve::SolveArgs),
+    /// Solve every shipped instance and report how fast, how close to optimal, and how fast the
+    /// evaluator runs.
+    Bench(bench::BenchArgs),
     /// Check the evaluator against published measurements of real GPU training runs.
     Validate(validate::ValidateArgs),
 }
@@ -137,6 +144,20 @@ impl InstanceArgs {
     }
 }
 
+/// A progress bar for work that takes seconds (hidden when output is JSON).
+pub(crate) fn progress(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{{spinner}} [{{bar:30}}] {{pos}}/{{len}} {what} {{msg}} ({{elapsed}})"
+    )) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
 fn missing(flag: &str) -> Error {
     Error::invalid(
         flag,
@@ -151,6 +172,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Evaluate(args) => evaluate::run(&args),
+        Command::Solve(args) => solve::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Validate(args) => validate::run(&args),
     };
     match result {

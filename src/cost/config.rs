@@ -90,6 +90,11 @@ pub struct ConfigCosts {
     pub dram_bw_eff: f64,
     pub link_eff: f64,
     pub model_flops_step: f64,
+    /// Bytes the first and last stage all-reduce per step for a tied embedding split across them
+    /// (Megatron-LM's embedding-gradient all-reduce), 0 otherwise.
+    pub tied_sync_bytes: f64,
+    /// Transformer layers of the model.
+    pub model_layers: u32,
 }
 
 impl ConfigCosts {
@@ -165,6 +170,12 @@ impl ConfigCosts {
             dram_bw_eff: hw.dram_bw_bytes_per_s() * hw.efficiency.dram,
             link_eff: hw.efficiency.link,
             model_flops_step: model_flops_per_step(m, tr.seq_len, tr.global_batch),
+            model_layers: m.layers,
+            tied_sync_bytes: if m.tied_embeddings && c.pp > 1 {
+                m.vocab as f64 * m.hidden as f64 / t * state.grads
+            } else {
+                0.0
+            },
         }
     }
 
@@ -261,6 +272,11 @@ impl ConfigCosts {
         };
         (params / shards * self.state.optimizer_traffic() - 2.0 * parked_bytes).max(0.0)
             / self.dram_bw_eff
+    }
+
+    /// Tied-embedding gradient all-reduce between the first and last stage over `path`.
+    pub fn tied_sync_s(&self, path: crate::hardware::fabric::PathCost) -> f64 {
+        ring_allreduce_s(2, self.tied_sync_bytes, path, self.link_eff)
     }
 
     /// Ideal (placement-free) communication: the lower bounds the MIP uses.

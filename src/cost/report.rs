@@ -67,6 +67,11 @@ impl StageParts {
     }
 }
 
+/// Overflow ignored when checking capacities: one part per million, the order of the MIP solver's
+/// feasibility tolerance (HiGHS works to 1e-7 of a device's DRAM) plus whole-byte rounding of
+/// parked amounts. Physically nothing: 70 kB of a 70 GB die.
+pub const CAPACITY_TOLERANCE: f64 = 1e-6;
+
 /// Memory of one device of a stage, by category, in bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct StageMemory {
@@ -143,7 +148,7 @@ impl StageMemory {
         _stage: &Stage,
         out: &mut Vec<Violation>,
     ) {
-        if self.dram_used_bytes > self.dram_capacity_bytes * (1.0 + 1e-12) {
+        if self.dram_used_bytes > self.dram_capacity_bytes * (1.0 + CAPACITY_TOLERANCE) {
             out.push(Violation {
                 kind: "dram".into(),
                 stage: Some(j),
@@ -164,7 +169,7 @@ impl StageMemory {
                 ),
             });
         }
-        if self.sram_used_bytes > self.sram_weight_capacity_bytes * (1.0 + 1e-12) {
+        if self.sram_used_bytes > self.sram_weight_capacity_bytes * (1.0 + CAPACITY_TOLERANCE) {
             out.push(Violation {
                 kind: "sram".into(),
                 stage: Some(j),
@@ -181,7 +186,7 @@ impl StageMemory {
             ("activations", self.act_out, self.activations_bytes),
             ("optimizer state", self.opt_out, self.optimizer_bytes),
         ] {
-            if out_bytes > have * (1.0 + 1e-9) + 1.0 {
+            if out_bytes > have * (1.0 + CAPACITY_TOLERANCE) + 1.0 {
                 out.push(Violation {
                     kind: "park".into(),
                     stage: Some(j),

@@ -235,7 +235,10 @@ impl Fabric {
         }
     }
 
-    /// Point-to-point transfers run at the same time: what each gets.
+    /// Point-to-point transfers run at the same time: what each gets. A device sends its own
+    /// transfers one after another and receives its own one after another (their times add up
+    /// where they are charged), so two transfers contend for a link only when they share neither
+    /// sender nor receiver.
     pub fn flows(&self, pairs: &[(DeviceId, DeviceId)]) -> Vec<PathCost> {
         match self {
             Fabric::Mesh(m) => m.flows(pairs),
@@ -451,85 +454,128 @@ impl Mesh {
         }
     }
 
+    /// Each group runs a unidirectional ring, or two half-rings in opposite directions, whichever
+    /// is faster given the links the other groups use: best responses until no group changes.
     fn rings(&self, groups: &[&[DeviceId]]) -> Vec<PathCost> {
-        let ring_edges = |g: &[DeviceId], reverse: bool| -> Vec<(DeviceId, DeviceId)> {
+        let edges = |g: &[DeviceId], bidirectional: bool| -> Vec<(DeviceId, DeviceId)> {
             let n = g.len();
             if n < 2 {
                 return Vec::new();
             }
-            (0..n)
-                .map(|i| {
-                    if reverse {
-                        (g[(i + 1) % n], g[i])
-                    } else {
-                        (g[i], g[(i + 1) % n])
-                    }
-                })
-                .collect()
+            let mut e: Vec<_> = (0..n).map(|i| (g[i], g[(i + 1) % n])).collect();
+            if bidirectional {
+                e.extend((0..n).map(|i| (g[(i + 1) % n], g[i])));
+            }
+            e
         };
         let mut scratch = Vec::new();
-        let scenario = |bidirectional: bool, scratch: &mut Vec<u32>| -> Vec<PathCost> {
-            let mut loads = vec![0u32; (self.n() * 4) as usize];
-            for g in groups {
-                self.load(&ring_edges(g, false), &mut loads, scratch);
-                if bidirectional {
-                    self.load(&ring_edges(g, true), &mut loads, scratch);
+        let mut bi = vec![true; groups.len()];
+        let mut loads = vec![0u32; (self.n() * 4) as usize];
+        let cost = |g: &[DeviceId],
+                    bidirectional: bool,
+                    loads: &[u32],
+                    scratch: &mut Vec<u32>|
+         -> PathCost {
+            let e = edges(g, bidirectional);
+            if e.is_empty() {
+                return PathCost {
+                    bw_bytes_per_s: f64::INFINITY,
+                    latency_s: 0.0,
+                    hops: 0,
+                };
+            }
+            let mut worst = PathCost {
+                bw_bytes_per_s: f64::INFINITY,
+                latency_s: 0.0,
+                hops: 0,
+            };
+            for (a, b) in e {
+                let c = self.edge_cost(a, b, loads, scratch);
+                worst.bw_bytes_per_s = worst.bw_bytes_per_s.min(c.bw_bytes_per_s);
+                worst.latency_s = worst.latency_s.max(c.latency_s);
+                worst.hops = worst.hops.max(c.hops);
+            }
+            // Two rings in opposite directions each carry half the data.
+            if bidirectional {
+                worst.bw_bytes_per_s *= 2.0;
+            }
+            worst
+        };
+        for _ in 0..8 {
+            loads.iter_mut().for_each(|l| *l = 0);
+            for (g, b) in groups.iter().zip(&bi) {
+                self.load(&edges(g, *b), &mut loads, &mut scratch);
+            }
+            let mut changed = false;
+            for (i, g) in groups.iter().enumerate() {
+                // Try the other choice with this group's own links swapped out.
+                let mut alt = loads.clone();
+                self.unload(&edges(g, bi[i]), &mut alt, &mut scratch);
+                self.load(&edges(g, !bi[i]), &mut alt, &mut scratch);
+                let now = cost(g, bi[i], &loads, &mut scratch).bw_bytes_per_s;
+                let other = cost(g, !bi[i], &alt, &mut scratch).bw_bytes_per_s;
+                if other > now * (1.0 + 1e-12) {
+                    bi[i] = !bi[i];
+                    loads = alt;
+                    changed = true;
                 }
             }
-            groups
-                .iter()
-                .map(|g| {
-                    let mut edges = ring_edges(g, false);
-                    if bidirectional {
-                        edges.extend(ring_edges(g, true));
-                    }
-                    if edges.is_empty() {
-                        return PathCost {
-                            bw_bytes_per_s: f64::INFINITY,
-                            latency_s: 0.0,
-                            hops: 0,
-                        };
-                    }
-                    let mut worst = PathCost {
-                        bw_bytes_per_s: f64::INFINITY,
-                        latency_s: 0.0,
-                        hops: 0,
-                    };
-                    for (a, b) in edges {
-                        let e = self.edge_cost(a, b, &loads, scratch);
-                        worst.bw_bytes_per_s = worst.bw_bytes_per_s.min(e.bw_bytes_per_s);
-                        worst.latency_s = worst.latency_s.max(e.latency_s);
-                        worst.hops = worst.hops.max(e.hops);
-                    }
-                    // Two rings in opposite directions each carry half the data.
-                    if bidirectional {
-                        worst.bw_bytes_per_s *= 2.0;
-                    }
-                    worst
-                })
-                .collect()
-        };
-        let uni = scenario(false, &mut scratch);
-        let bi = scenario(true, &mut scratch);
-        let slowest = |v: &[PathCost]| {
-            v.iter()
-                .map(|p| p.bw_bytes_per_s)
-                .fold(f64::INFINITY, f64::min)
-        };
-        if slowest(&bi) > slowest(&uni) {
-            bi
-        } else {
-            uni
+            if !changed {
+                break;
+            }
+        }
+        loads.iter_mut().for_each(|l| *l = 0);
+        for (g, b) in groups.iter().zip(&bi) {
+            self.load(&edges(g, *b), &mut loads, &mut scratch);
+        }
+        groups
+            .iter()
+            .zip(&bi)
+            .map(|(g, b)| cost(g, *b, &loads, &mut scratch))
+            .collect()
+    }
+
+    fn unload(&self, edges: &[(DeviceId, DeviceId)], loads: &mut [u32], scratch: &mut Vec<u32>) {
+        for (a, b) in edges {
+            scratch.clear();
+            self.route(*a, *b, scratch);
+            for l in scratch.iter() {
+                loads[*l as usize] = loads[*l as usize].saturating_sub(1);
+            }
         }
     }
 
     fn flows(&self, pairs: &[(DeviceId, DeviceId)]) -> Vec<PathCost> {
-        let mut loads = vec![0u32; (self.n() * 4) as usize];
         let mut scratch = Vec::new();
-        self.load(pairs, &mut loads, &mut scratch);
+        let routes: Vec<Vec<u32>> = pairs
+            .iter()
+            .map(|(a, b)| {
+                scratch.clear();
+                self.route(*a, *b, &mut scratch);
+                scratch.clone()
+            })
+            .collect();
+        let mut users: std::collections::HashMap<u32, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (f, route) in routes.iter().enumerate() {
+            for l in route {
+                users.entry(*l).or_default().push(f);
+            }
+        }
+        let mut loads = vec![0u32; (self.n() * 4) as usize];
         pairs
             .iter()
-            .map(|(a, b)| self.edge_cost(*a, *b, &loads, &mut scratch))
+            .enumerate()
+            .map(|(f, (a, b))| {
+                for l in &routes[f] {
+                    let others = users[l]
+                        .iter()
+                        .filter(|g| pairs[**g].0 != *a && pairs[**g].1 != *b)
+                        .count();
+                    loads[*l as usize] = 1 + others as u32;
+                }
+                self.edge_cost(*a, *b, &loads, &mut scratch)
+            })
             .collect()
     }
 }
@@ -573,27 +619,19 @@ impl ClusterTopo {
         }
     }
 
+    /// Every GPU has its own NVLink and network ports and transfers sharing an endpoint run one
+    /// after another, so concurrent transfers never share a port here.
     fn flows(&self, pairs: &[(DeviceId, DeviceId)]) -> Vec<PathCost> {
-        // Ports: out and in of each GPU, separately for NVLink and the NIC.
-        let mut out_load = std::collections::HashMap::new();
-        let mut in_load = std::collections::HashMap::new();
-        let inter = |a: DeviceId, b: DeviceId| self.node(a) != self.node(b);
-        for (a, b) in pairs {
-            *out_load.entry((*a, inter(*a, *b))).or_insert(0u32) += 1;
-            *in_load.entry((*b, inter(*a, *b))).or_insert(0u32) += 1;
-        }
         pairs
             .iter()
             .map(|(a, b)| {
-                let x = inter(*a, *b);
-                let share = out_load[&(*a, x)].max(in_load[&(*b, x)]) as f64;
-                let (bw, latency) = if x {
+                let (bw, latency) = if self.node(*a) != self.node(*b) {
                     (self.inter_bw, self.inter_latency_s)
                 } else {
                     (self.intra_bw, self.intra_latency_s)
                 };
                 PathCost {
-                    bw_bytes_per_s: bw / share,
+                    bw_bytes_per_s: bw,
                     latency_s: latency,
                     hops: u32::from(a != b),
                 }
@@ -635,13 +673,27 @@ mod tests {
     }
 
     #[test]
+    fn each_group_picks_its_own_ring_direction() {
+        // A 3 x 4 mesh: a 2 x 2 block (bidirectional at 2x) next to a 1 x 4 line in the last row
+        // (unidirectional at 1x); the line must not drag the block down to one direction.
+        let f = wafer(3, 4, "");
+        let r = f.rings(&[&[0, 1, 5, 4], &[8, 9, 10, 11]]);
+        assert_eq!(r[0].bw_bytes_per_s, 2e12);
+        assert_eq!(r[1].bw_bytes_per_s, 1e12);
+    }
+
+    #[test]
     fn concurrent_flows_share_a_link() {
-        let f = wafer(1, 3, "");
-        let r = f.flows(&[(0, 2), (1, 2)]);
-        // Both cross link 1->2.
+        let f = wafer(1, 4, "");
+        // 0 -> 2 and 1 -> 3 both cross link 1 -> 2, with different ends: they share it.
+        let r = f.flows(&[(0, 2), (1, 3)]);
         assert_eq!(r[0].bw_bytes_per_s, 0.5e12);
         assert_eq!(r[1].bw_bytes_per_s, 0.5e12);
         assert_eq!(r[0].hops, 2);
+        // Two transfers into one device run one after another: each gets the link while it runs.
+        let r = f.flows(&[(0, 3), (1, 3)]);
+        assert_eq!(r[0].bw_bytes_per_s, 1e12);
+        assert_eq!(r[1].bw_bytes_per_s, 1e12);
     }
 
     #[test]

@@ -184,3 +184,72 @@ pub fn evaluation_json(inst: &Instance, plan: &Plan, e: &Evaluation) -> String {
     }
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }
+
+/// A solution: the plan's evaluation, then what the solver proved.
+pub fn solution_text(inst: &Instance, sol: &crate::search::Solution) -> String {
+    let mut out = evaluation_text(inst, &sol.plan, &sol.evaluation);
+    let mut t = table();
+    t.set_header(vec![
+        "evaluated step time",
+        "proven lower bound",
+        "gap",
+        "status",
+        "solve time",
+        "configurations",
+    ]);
+    t.add_row(vec![
+        fmt_s(sol.evaluation.step_time_s),
+        fmt_s(sol.lower_bound_s),
+        format!("{:.2}%", 100.0 * sol.gap),
+        format!("{:?}", sol.status).to_lowercase(),
+        fmt_s(sol.solve_time_s),
+        format!(
+            "{} in all: {} too big for memory, {} MIPs solved, {} pruned by bound",
+            sol.configs.total,
+            sol.configs.memory_infeasible,
+            sol.configs.solved,
+            sol.configs.pruned
+        ),
+    ]);
+    out.push_str(&format!("\n{t}\n"));
+    out.push_str(&format!(
+        "method: {}; the MIP plan scored {} by the MIP and {} by the evaluator\n",
+        sol.method,
+        fmt_s(sol.mip_objective_s),
+        fmt_s(sol.mip_plan_step_time_s)
+    ));
+    out
+}
+
+/// A solution as one JSON object: the evaluation's fields, the plan, and the proof.
+pub fn solution_json(inst: &Instance, sol: &crate::search::Solution) -> String {
+    let mut v = serde_json::to_value(&sol.evaluation)
+        .unwrap_or_else(|err| json!({ "error": err.to_string() }));
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("instance".into(), json!(inst.name));
+        obj.insert(
+            "plan".into(),
+            serde_json::to_value(&sol.plan).unwrap_or_default(),
+        );
+        obj.insert("lower_bound_s".into(), json!(sol.lower_bound_s));
+        obj.insert("gap".into(), json!(sol.gap));
+        obj.insert(
+            "status".into(),
+            serde_json::to_value(sol.status).unwrap_or_default(),
+        );
+        obj.insert("solve_time_s".into(), json!(sol.solve_time_s));
+        obj.insert("mip_objective_s".into(), json!(sol.mip_objective_s));
+        obj.insert(
+            "mip_plan_step_time_s".into(),
+            json!(sol.mip_plan_step_time_s),
+        );
+        obj.insert(
+            "configs".into(),
+            serde_json::to_value(sol.configs).unwrap_or_default(),
+        );
+        obj.insert("nodes".into(), json!(sol.nodes));
+        obj.insert("relaxations".into(), json!(sol.relaxations));
+        obj.insert("method".into(), json!(sol.method));
+    }
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}

@@ -1,0 +1,109 @@
+//! `watos solve`: the best plan with a proven bound.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::error::Error;
+use crate::formulation::SolverOptions;
+use crate::search::{self, SearchOptions};
+
+use super::InstanceArgs;
+
+#[derive(Debug, Args)]
+pub struct SolveArgs {
+    #[command(flatten)]
+    pub instance: InstanceArgs,
+    /// Wall-clock budget in seconds; the best plan found so far is returned with its gap.
+    #[arg(long)]
+    pub time_limit: Option<f64>,
+    /// Stop once the plan is proven within this relative gap of optimal (0.01 = 1%).
+    #[arg(long, default_value_t = 0.01)]
+    pub gap: f64,
+    /// HiGHS threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: u32,
+    /// Node limit per configuration's MIP (results repeat exactly, unlike time limits).
+    #[arg(long)]
+    pub node_limit: Option<u64>,
+    /// HiGHS random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: i32,
+    /// Enumerate the whole space instead (small instances only).
+    #[arg(long)]
+    pub exhaustive: bool,
+    /// Keep the MIP's plan as it is (no evaluator-scored refinement).
+    #[arg(long)]
+    pub no_local_search: bool,
+    /// Write the plan (with its placement) to this TOML file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
+    if !(0.0..1.0).contains(&args.gap) {
+        return Err(Error::invalid(
+            "--gap",
+            format!("{} is not a fraction in [0, 1)", args.gap),
+            "e.g. 0.01 for 1%",
+        ));
+    }
+    if args.threads == 0 {
+        return Err(Error::invalid(
+            "--threads",
+            "must be at least 1",
+            "e.g. 1 or 2",
+        ));
+    }
+    let inst = args.instance.load()?;
+    let solver = SolverOptions {
+        gap: args.gap,
+        threads: args.threads,
+        time_limit_s: args.time_limit.or(inst.limits.time_limit_s),
+        node_limit: args.node_limit,
+        seed: args.seed,
+    };
+    let mut sol = if args.exhaustive {
+        search::exhaustive::solve(&inst, &solver)?
+    } else {
+        search::solve(
+            &inst,
+            &SearchOptions {
+                solver,
+                local_search: !args.no_local_search,
+                progress: !args.json,
+            },
+        )?
+    };
+    sol.plan
+        .pin_placement(inst.fabric())
+        .map_err(crate::cost::plan_error)?;
+    if let Some(path) = &args.out {
+        std::fs::write(
+            path,
+            format!(
+                "# watos solve: {}\n# step time {} s (evaluated), lower bound {} s, gap {:.4}\n{}",
+                inst.name,
+                sol.evaluation.step_time_s,
+                sol.lower_bound_s,
+                sol.gap,
+                sol.plan.to_toml()
+            ),
+        )
+        .map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+            help: Some("check that the directory exists and is writable".into()),
+        })?;
+    }
+    if args.json {
+        println!("{}", crate::report::solution_json(&inst, &sol));
+    } else {
+        print!("{}", crate::report::solution_text(&inst, &sol));
+    }
+    Ok(ExitCode::SUCCESS)
+}

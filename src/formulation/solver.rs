@@ -1,0 +1,171 @@
+//! Solving a good_lp model with HiGHS while keeping what good_lp does not expose: the MIP dual
+//! bound, the node count and the exact status.
+
+use good_lp::solvers::highs::HighsProblem;
+use highs::HighsModelStatus;
+
+use crate::error::Error;
+
+/// How hard to solve. Tests use `node_limit` and one thread so that results repeat; users get
+/// time limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SolverOptions {
+    /// Relative gap at which HiGHS stops (`mip_rel_gap`).
+    pub gap: f64,
+    /// HiGHS threads. The count is fixed per OS thread by the first solve on it.
+    pub threads: u32,
+    pub time_limit_s: Option<f64>,
+    pub node_limit: Option<u64>,
+    pub seed: i32,
+}
+
+impl Default for SolverOptions {
+    fn default() -> Self {
+        SolverOptions {
+            gap: 0.01,
+            threads: 1,
+            time_limit_s: None,
+            node_limit: None,
+            seed: 0,
+        }
+    }
+}
+
+/// What one HiGHS solve returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawResult {
+    /// Column values of the best solution found, in the order variables were added.
+    pub columns: Option<Vec<f64>>,
+    /// Objective of that solution.
+    pub objective: f64,
+    /// Proven lower bound on the objective (for an infeasible or cut-off model: +inf).
+    pub dual_bound: f64,
+    pub status: RawStatus,
+    pub nodes: u64,
+}
+
+/// Why HiGHS stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawStatus {
+    /// Optimal within the gap.
+    Optimal,
+    /// No solution below the cutoff exists (or none at all).
+    Infeasible,
+    /// A time or node limit stopped the search.
+    Limit,
+}
+
+/// Solves a model built with good_lp. `cutoff`: only solutions below it are of interest (HiGHS
+/// prunes with it; a model with none reports `Infeasible` and a dual bound of `cutoff`).
+pub fn solve(
+    problem: HighsProblem,
+    opts: &SolverOptions,
+    cutoff: Option<f64>,
+) -> Result<RawResult, Error> {
+    let mut model = problem
+        .try_into_inner()
+        .map_err(|e| Error::Solver(format!("building the model: {e}")))?;
+    model.make_quiet();
+    let set = |m: &mut highs::Model, name: &str, r: Result<(), highs::TrySetOptionError>| {
+        let _ = m;
+        r.map_err(|_| Error::Solver(format!("HiGHS rejected option {name}")))
+    };
+    let r = model.try_set_option("threads", opts.threads.max(1) as i32);
+    set(&mut model, "threads", r)?;
+    let r = model.try_set_option("random_seed", opts.seed);
+    set(&mut model, "random_seed", r)?;
+    let r = model.try_set_option("mip_rel_gap", opts.gap.max(0.0));
+    set(&mut model, "mip_rel_gap", r)?;
+    if let Some(t) = opts.time_limit_s {
+        let r = model.try_set_option("time_limit", t.max(0.0));
+        set(&mut model, "time_limit", r)?;
+    }
+    if let Some(n) = opts.node_limit {
+        let r = model.try_set_option("mip_max_nodes", n.min(i32::MAX as u64) as i32);
+        set(&mut model, "mip_max_nodes", r)?;
+    }
+    if let Some(c) = cutoff.filter(|c| c.is_finite()) {
+        let r = model.try_set_option("objective_bound", c);
+        set(&mut model, "objective_bound", r)?;
+    }
+    let solved = model
+        .try_solve()
+        .map_err(|e| Error::Solver(format!("HiGHS failed: {e:?}")))?;
+    let status = solved.status();
+    let has_solution = matches!(
+        solved.primal_solution_status(),
+        highs::HighsSolutionStatus::Feasible
+    );
+    let objective = if has_solution {
+        solved.objective_value()
+    } else {
+        f64::INFINITY
+    };
+    let reported_bound = solved
+        .double_info_value(c"mip_dual_bound")
+        .unwrap_or(f64::NEG_INFINITY);
+    let nodes = node_count(&solved);
+    let (status, dual_bound) = match status {
+        HighsModelStatus::Optimal => (
+            RawStatus::Optimal,
+            if reported_bound.is_finite() {
+                reported_bound.min(objective)
+            } else {
+                objective
+            },
+        ),
+        HighsModelStatus::Infeasible
+        | HighsModelStatus::UnboundedOrInfeasible
+        | HighsModelStatus::ObjectiveBound => {
+            // Nothing below the cutoff. HiGHS may have stopped once its bound came within the gap
+            // of the cutoff, so only that much is proven unless it reports more.
+            let proven = match cutoff {
+                Some(c) if reported_bound.is_finite() => {
+                    reported_bound.max(c * (1.0 - opts.gap.max(0.0)))
+                }
+                Some(c) => c * (1.0 - opts.gap.max(0.0)),
+                None => f64::INFINITY,
+            };
+            (RawStatus::Infeasible, proven)
+        }
+        HighsModelStatus::ReachedTimeLimit
+        | HighsModelStatus::ReachedIterationLimit
+        | HighsModelStatus::ReachedSolutionLimit
+        | HighsModelStatus::ReachedInterrupt
+        | HighsModelStatus::ReachedMemoryLimit => {
+            // With a cutoff and no solution, the bound is still what HiGHS proved.
+            (RawStatus::Limit, reported_bound)
+        }
+        other => {
+            return Err(Error::Solver(format!(
+                "HiGHS stopped with status {other:?}"
+            )))
+        }
+    };
+    Ok(RawResult {
+        columns: has_solution.then(|| solved.get_solution().columns().to_vec()),
+        objective,
+        dual_bound,
+        status,
+        nodes,
+    })
+}
+
+/// `mip_node_count` is a 64-bit info value, which `int_info_value` refuses.
+fn node_count(solved: &highs::SolvedModel) -> u64 {
+    let mut value: i64 = 0;
+    // SAFETY: the pointer is the live solved model; the name is a NUL-terminated key HiGHS knows
+    // as a 64-bit info value, and `value` outlives the call.
+    let status = unsafe {
+        highs_sys::Highs_getInt64InfoValue(
+            solved.as_ptr() as *mut _,
+            c"mip_node_count".as_ptr(),
+            &mut value,
+        )
+    };
+    if status == 0 {
+        value.max(0) as u64
+    } else {
+        0
+    }
+}

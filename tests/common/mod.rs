@@ -1,0 +1,43 @@
+//! Small instances built in code for the tests.
+#![allow(dead_code)]
+
+use watos::hardware::Hardware;
+use watos::instance::Training;
+use watos::{Instance, Model};
+
+pub fn model(layers: u32, hidden: u32, heads: u32, vocab: u32) -> Model {
+    toml::from_str(&format!("name='m{layers}x{hidden}'\nlayers={layers}\nhidden={hidden}\nheads={heads}\nvocab={vocab}\ntied_embeddings=true\nmax_positions=4096")).unwrap()
+}
+
+/// A one-node cluster of `gpus` devices: every placement is as good as the ideal one, so the MIP
+/// is exact against the evaluator.
+pub fn node(gpus: u32, dram_gb: f64, sram_mb: f64) -> Hardware {
+    toml::from_str(&format!(
+        "name='node'\n[device]\npeak_tflops=100\nsram_mb={sram_mb}\ndram_gb={dram_gb}\ndram_bw_tb_per_s=1\n[software]\nattention='unfused'\nexecution='kernels'\n[cluster]\ngpus_per_node={gpus}\nnodes=1\nintra_bw_gb_per_s=100\nintra_latency_us=2\ninter_bw_gb_per_s=10\ninter_latency_us=5\n"
+    ))
+    .unwrap()
+}
+
+/// A small wafer.
+pub fn wafer(rows: u32, cols: u32, dram_gb: f64, sram_mb: f64, extra: &str) -> Hardware {
+    let hw: Hardware = toml::from_str(&format!(
+        "name='w{rows}x{cols}'\n[device]\npeak_tflops=100\nsram_mb={sram_mb}\ndram_gb={dram_gb}\ndram_bw_tb_per_s=1\n[software]\nattention='flash'\nexecution='dataflow'\n[wafer]\nrows={rows}\ncols={cols}\nd2d_bw_tb_per_s=0.5\nd2d_latency_ns=100\n{extra}\n"
+    ))
+    .unwrap();
+    hw.validate().unwrap();
+    hw
+}
+
+pub fn training(batch: u32, seq: u32) -> Training {
+    toml::from_str(&format!("global_batch={batch}\nseq_len={seq}")).unwrap()
+}
+
+pub fn instance(model: Model, hw: Hardware, tr: Training, max_micro_batch: u32) -> Instance {
+    let mut inst = Instance::new("test", model, hw, tr).unwrap();
+    inst.limits.max_micro_batch = Some(max_micro_batch);
+    inst
+}
+
+pub fn repo(path: &str) -> String {
+    format!("{}/{}", env!("CARGO_MANIFEST_DIR"), path)
+}

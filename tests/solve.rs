@@ -1,0 +1,234 @@
+//! `watos solve` is right: its bound is below every plan, its plan is as good as exhaustive
+//! enumeration finds (within the gap), and it repeats.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use watos::formulation::{MipComm, SolverOptions, StageMip};
+use watos::search::{self, exhaustive, SearchOptions, Status};
+use watos::Instance;
+
+fn opts(gap: f64, local_search: bool) -> SearchOptions {
+    SearchOptions {
+        solver: SolverOptions {
+            gap,
+            threads: 1,
+            time_limit_s: None,
+            node_limit: Some(10_000),
+            seed: 0,
+        },
+        local_search,
+        progress: false,
+    }
+}
+
+fn check_against_exhaustive(inst: &Instance, exact: bool) -> Result<(), TestCaseError> {
+    let gap = 0.01;
+    let ex = exhaustive::solve(inst, &opts(gap, false).solver);
+    let mip = search::solve(inst, &opts(gap, false));
+    match (ex, mip) {
+        (Err(_), Err(_)) => return Ok(()),
+        (Ok(e), Err(m)) => {
+            return Err(TestCaseError::fail(format!(
+                "exhaustive found {} s, solve failed: {m}",
+                e.evaluation.step_time_s
+            )))
+        }
+        (Err(e), Ok(m)) => {
+            return Err(TestCaseError::fail(format!(
+                "solve found {} s, exhaustive failed: {e}",
+                m.evaluation.step_time_s
+            )))
+        }
+        (Ok(e), Ok(m)) => {
+            let best = e.evaluation.step_time_s;
+            let tol = 1e-9 * best;
+            prop_assert!(
+                m.lower_bound_s <= best + tol,
+                "bound {} above the exhaustive optimum {}",
+                m.lower_bound_s,
+                best
+            );
+            prop_assert!(
+                best <= m.evaluation.step_time_s + tol,
+                "solve's plan {} beats exhaustive {}",
+                m.evaluation.step_time_s,
+                best
+            );
+            prop_assert!(m.evaluation.feasible);
+            if exact {
+                prop_assert_eq!(
+                    m.status,
+                    Status::Optimal,
+                    "gap {} bound {} step {} mip {} exh {}",
+                    m.gap,
+                    m.lower_bound_s,
+                    m.evaluation.step_time_s,
+                    m.mip_objective_s,
+                    best
+                );
+                prop_assert!(
+                    m.evaluation.step_time_s <= best / (1.0 - gap) + tol,
+                    "solve {} not within {gap} of {}",
+                    m.evaluation.step_time_s,
+                    best
+                );
+                // The MIP is exact here: its objective at its plan is the evaluator's figure.
+                prop_assert!(
+                    (m.mip_objective_s - m.mip_plan_step_time_s).abs() <= 1e-6 * best,
+                    "MIP {} vs evaluator {}",
+                    m.mip_objective_s,
+                    m.mip_plan_step_time_s
+                );
+            }
+            // With local search the plan can only get better and stays above the bound.
+            let ls = search::solve(inst, &opts(gap, true))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(ls.evaluation.step_time_s <= m.evaluation.step_time_s + tol);
+            prop_assert!(ls.lower_bound_s <= ls.evaluation.step_time_s + tol);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// On one switch every placement is ideal, so the MIP is exact: bound <= exhaustive optimum
+    /// <= solve's plan <= optimum / (1 - gap).
+    #[test]
+    fn mip_matches_exhaustive_on_a_switch(
+        layers in 2u32..=4, hidden in prop::sample::select(vec![64u32, 128, 256]), heads in prop::sample::select(vec![2u32, 4]),
+        seq in prop::sample::select(vec![64u32, 128, 256]), batch in prop::sample::select(vec![2u32, 4]),
+        gpus in 2u32..=4, dram_kb in 2_000f64..40_000.0, sram_kb in 0f64..4_000.0,
+    ) {
+        let inst = instance(model(layers, hidden, heads, 512), node(gpus, dram_kb * 1e-6, sram_kb * 1e-3), training(batch, seq), 2);
+        check_against_exhaustive(&inst, true)?;
+    }
+
+    /// On a mesh the MIP prices communication at the best any placement allows: its bound stays
+    /// below the exhaustive optimum of the evaluator, which charges real routes.
+    #[test]
+    fn bound_holds_on_a_mesh(
+        layers in 2u32..=3, hidden in prop::sample::select(vec![64u32, 128]), seq in prop::sample::select(vec![64u32, 128]),
+        shape in prop::sample::select(vec![(1u32, 3u32), (2, 2), (1, 4)]), dram_kb in 2_000f64..30_000.0,
+    ) {
+        let inst = instance(model(layers, hidden, 2, 256), wafer(shape.0, shape.1, dram_kb * 1e-6, 0.5, ""), training(2, seq), 2);
+        check_against_exhaustive(&inst, false)?;
+    }
+}
+
+#[test]
+fn gpt3_on_config3_is_proven_within_one_percent() {
+    let inst = Instance::load(repo("instances/gpt3-175b-wafer.toml")).unwrap();
+    let sol = search::solve(&inst, &opts(0.01, true)).unwrap();
+    assert_eq!(sol.status, Status::Optimal);
+    assert!(sol.gap <= 0.01, "gap {}", sol.gap);
+    assert!(sol.evaluation.feasible);
+    assert!(sol.lower_bound_s <= sol.evaluation.step_time_s);
+    // The MIP relaxes placement only: its objective is at most the evaluator's figure.
+    assert!(sol.mip_objective_s <= sol.mip_plan_step_time_s * (1.0 + 1e-9));
+}
+
+#[test]
+fn mip_objective_at_its_plan_is_at_most_the_evaluator_and_says_why() {
+    // On the 7 x 8 wafer one tensor-parallel group of 8 has to sit in a 1 x 8 line, whose ring
+    // runs one way at a time: the evaluator charges it, the bounding MIP does not.
+    let inst = Instance::load(repo("instances/llama3-70b-wafer.toml")).unwrap();
+    let mut plan = watos::Plan::uniform(80, 1, 8, 7, 1, watos::cost::Recompute::None);
+    plan.sequence_parallel = true;
+    let costs = watos::cost::ConfigCosts::new(&inst, watos::cost::Config::of(&plan));
+    let mip = StageMip::new(&inst, &costs, MipComm::ideal(&inst, &costs), None);
+    let eval = watos::evaluate(&inst, &plan).unwrap();
+    let relaxed = mip.objective_of(&plan);
+    assert!(
+        relaxed < eval.step_time_s,
+        "{relaxed} vs {}",
+        eval.step_time_s
+    );
+    assert!(watos::formulation::RELAXATIONS[0].contains("tensor-parallel rings"));
+    // With the placement's own communication the MIP agrees with the evaluator.
+    let placement = plan.placement(inst.fabric()).unwrap();
+    let exact = StageMip::new(
+        &inst,
+        &costs,
+        MipComm::of_placement(&inst, &costs, &placement),
+        None,
+    );
+    let at = exact.objective_of(&plan);
+    assert!(
+        (at - eval.step_time_s).abs() <= 1e-9 * eval.step_time_s,
+        "{at} vs {}",
+        eval.step_time_s
+    );
+}
+
+#[test]
+fn solving_twice_gives_the_same_plan() {
+    let inst = Instance::load(repo("instances/llama-30b-wafer.toml")).unwrap();
+    let a = search::solve(&inst, &opts(0.01, true)).unwrap();
+    let b = search::solve(&inst, &opts(0.01, true)).unwrap();
+    assert_eq!(a.plan, b.plan);
+    assert_eq!(a.evaluation.step_time_s, b.evaluation.step_time_s);
+    assert_eq!(a.lower_bound_s, b.lower_bound_s);
+}
+
+#[test]
+fn an_instance_that_cannot_fit_is_explained() {
+    // GPT-3 175B on one 2 x 2 wafer of 70 GB dies: 3.2 TB of model state against 280 GB.
+    let model = watos::Model::load(repo("models/gpt3-175b.toml")).unwrap();
+    let hw = wafer(2, 2, 70.0, 400.0, "");
+    let inst = instance(model, hw, training(8, 2048), 1);
+    let err = search::solve(&inst, &opts(0.01, true))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no feasible plan"), "{err}");
+    assert!(
+        err.contains("optimizer") && err.contains("short by") && err.contains("DRAM"),
+        "{err}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// The MIP's objective at any plan of a configuration (random layers, modes and parked bytes)
+    /// is the evaluator's step time with ideal communication: the encoding and the evaluator are
+    /// one model, and the evaluator with real placement is never below it.
+    #[test]
+    fn mip_objective_is_the_ideal_evaluator(
+        layers in 2u32..=6, pp in 1u32..=3, tp in prop::sample::select(vec![1u32, 2]),
+        split in prop::collection::vec(0u32..100, 3), modes in prop::collection::vec(0u32..3, 6),
+        park in prop::collection::vec((0u32..3, 0u32..3, 1u64..2_000_000), 0..4), mesh in any::<bool>(),
+    ) {
+        let pp = pp.min(layers);
+        let hw = if mesh { wafer(2, 3, 0.05, 1.0, "") } else { node(6, 0.05, 1.0) };
+        let inst = instance(model(layers, 128, 4, 512), hw, training(4, 128), 2);
+        let mut plan = watos::Plan::uniform(layers, 1, tp, pp, 2, watos::cost::Recompute::None);
+        // Shift layers between stages and spread them over the modes.
+        for (j, s) in plan.stages.iter_mut().enumerate() {
+            let n = s.layers;
+            let full = (split[j % 3] * n / 100).min(n);
+            let sel = ((n - full) * modes[j % 6] / 3).min(n - full);
+            s.recompute = watos::plan::RecomputeCounts { none: n - full - sel, selective: sel, full };
+        }
+        for (from, to, bytes) in park {
+            let (from, to) = (from % pp, to % pp);
+            if from != to {
+                let what = if bytes % 2 == 0 { watos::plan::ParkKind::Activations } else { watos::plan::ParkKind::Optimizer };
+                plan.stages[from as usize].park.push(watos::plan::Park { to, what, bytes });
+            }
+        }
+        let costs = watos::cost::ConfigCosts::new(&inst, watos::cost::Config::of(&plan));
+        let mip = StageMip::new(&inst, &costs, MipComm::ideal(&inst, &costs), None);
+        let ideal = watos::cost::evaluate_ideal(&inst, &plan, &costs).step_time_s;
+        let at = mip.objective_of(&plan);
+        prop_assert!((at - ideal).abs() <= 1e-9 * ideal, "MIP {at} vs ideal evaluator {ideal}");
+        let real = watos::evaluate(&inst, &plan).map_err(|e| TestCaseError::fail(e.to_string()))?.step_time_s;
+        prop_assert!(ideal <= real * (1.0 + 1e-12), "ideal {ideal} above real {real}");
+        if !mesh {
+            prop_assert!((real - ideal).abs() <= 1e-9 * real, "on one switch placement is ideal: {real} vs {ideal}");
+        }
+    }
+}

@@ -153,6 +153,10 @@ pub struct Plan {
     /// Shard optimizer state over data-parallel replicas (ZeRO stage 1).
     #[serde(default)]
     pub zero1: bool,
+    /// Reduce gradients bucket by bucket during the last micro-batch's backward pass (PyTorch
+    /// DDP) instead of after it. Evaluated, not searched: `watos solve` plans reduce after.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dp_overlap: bool,
     #[serde(rename = "stage")]
     pub stages: Vec<Stage>,
 }
@@ -209,6 +213,7 @@ impl Plan {
             sequence_parallel: false,
             interleave: 1,
             zero1: false,
+            dp_overlap: false,
             stages,
         }
     }

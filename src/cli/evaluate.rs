@@ -16,7 +16,7 @@ pub struct EvaluateArgs {
     #[command(flatten)]
     pub instance: InstanceArgs,
     /// Plan file (as written by `watos solve --out`).
-    #[arg(long, conflicts_with_all = ["dp", "tp", "pp", "micro_batch", "recompute", "sequence_parallel", "interleave", "zero1"])]
+    #[arg(long, conflicts_with_all = ["dp", "tp", "pp", "micro_batch", "recompute", "sequence_parallel", "interleave", "zero1", "dp_overlap"])]
     pub plan: Option<PathBuf>,
     /// Data-parallel degree.
     #[arg(long)]
@@ -42,6 +42,9 @@ pub struct EvaluateArgs {
     /// Shard optimizer state over data-parallel replicas (ZeRO-1).
     #[arg(long)]
     pub zero1: bool,
+    /// Overlap the gradient all-reduce with the last micro-batch's backward pass (PyTorch DDP).
+    #[arg(long)]
+    pub dp_overlap: bool,
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -98,6 +101,7 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Error> {
             plan.sequence_parallel = args.sequence_parallel;
             plan.interleave = args.interleave.unwrap_or(1);
             plan.zero1 = args.zero1;
+            plan.dp_overlap = args.dp_overlap;
             plan.check(&inst).map_err(flag_error)?;
             plan
         }

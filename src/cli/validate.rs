@@ -151,7 +151,7 @@ fn knobs_table(v: &Validation) -> Table {
         "D x T x P",
         "micro-batch",
         "interleave",
-        "feasible / tried",
+        "gradient all-reduce",
     ]);
     for k in &v.table1_knobs {
         t.add_row(vec![
@@ -159,7 +159,11 @@ fn knobs_table(v: &Validation) -> Table {
             Cell::new(format!("{} x {} x {}", k.dp, k.tp, k.pp)),
             right(k.micro_batch.to_string()),
             right(k.interleave.to_string()),
-            right(format!("{} / {}", k.feasible_candidates, k.candidates)),
+            Cell::new(if k.dp_overlap {
+                "overlapped (PyTorch DDP)"
+            } else {
+                "after backward (local DDP)"
+            }),
         ]);
     }
     t

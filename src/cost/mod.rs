@@ -308,7 +308,19 @@ fn evaluate_comm(
         tau[j] = parts.total();
         let params = c.stage_params(ju, stage.layers);
         let opt_s = c.optimizer_local_s(params, opt_out) + opt_remote_s + helper_opt_s[j];
-        let dp_s = comm.dp_s(c, j, params);
+        let mut dp_s = comm.dp_s(c, j, params);
+        if plan.dp_overlap {
+            // Buckets are reduced while the last micro-batch's backward pass (with its
+            // recomputation) still runs; only what outlasts it is exposed.
+            let backward: f64 = Recompute::ALL
+                .iter()
+                .map(|r| {
+                    let mc = c.mode_cost(stage.weights, *r);
+                    stage.recompute.get(*r) as f64 * (mc.total.time_s - mc.forward.time_s)
+                })
+                .sum();
+            dp_s = (dp_s - backward).max(0.0);
+        }
         tail[j] = dp_s + opt_s;
         let mem = StageMemory::new(
             c,

@@ -597,6 +597,7 @@ fn to_plan(
         sequence_parallel: c.sequence_parallel,
         interleave: 1,
         zero1: c.zero1,
+        dp_overlap: false,
         stages,
     }
 }

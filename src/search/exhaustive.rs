@@ -76,6 +76,7 @@ pub fn solve(inst: &Instance, solver: &SolverOptions) -> Result<Solution, Error>
                     sequence_parallel: c.config.sequence_parallel,
                     interleave: 1,
                     zero1: c.config.zero1,
+                    dp_overlap: false,
                     stages,
                 };
                 let placement = plan

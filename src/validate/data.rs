@@ -76,6 +76,8 @@ pub struct MegatronTable1 {
     pub table: String,
     /// How the published figure turns into a step time.
     pub note: String,
+    /// Where the per-row run settings (micro-batch, interleave, DDP) come from.
+    pub knobs_source: String,
     /// One entry per run.
     #[serde(rename = "row")]
     pub rows: Vec<MegatronRow>,
@@ -105,6 +107,13 @@ pub struct MegatronRow {
     pub batch: u32,
     /// Achieved TFLOP/s per GPU, counting recomputation.
     pub tflops_per_gpu: f64,
+    /// Micro-batch size of the run (from the run script).
+    pub micro_batch: u32,
+    /// Model chunks per device, interleaved 1F1B (1: plain 1F1B).
+    pub interleave: u32,
+    /// Data-parallel implementation: `torch` overlaps the gradient all-reduce with the backward
+    /// pass, `local` reduces after it.
+    pub ddp: String,
 }
 
 impl MegatronRow {

@@ -34,7 +34,7 @@ pub use data::{
     MEASUREMENTS_TOML,
 };
 pub use rows::{Group, GroupSummary, Quantity, Row, Table1Knobs};
-pub use runs::{TABLE1_KNOBS_NOTE, TABLE1_MAX_INTERLEAVE, TABLE1_MICRO_BATCHES};
+pub use runs::TABLE1_KNOBS_NOTE;
 
 use data::load_hardware;
 use runs::{korthikanti, megatron_table1, table1_label};

@@ -181,10 +181,8 @@ pub struct Table1Knobs {
     pub pp: u32,
     /// Chosen micro-batch.
     pub micro_batch: u32,
-    /// Chosen model chunks per GPU.
+    /// Model chunks per GPU (1: plain 1F1B).
     pub interleave: u32,
-    /// Plans evaluated for this row.
-    pub candidates: usize,
-    /// Of which the evaluator finds this many fit in memory.
-    pub feasible_candidates: usize,
+    /// Gradient all-reduce overlapped with the backward pass (PyTorch DDP).
+    pub dp_overlap: bool,
 }

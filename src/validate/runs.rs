@@ -12,15 +12,10 @@ use crate::plan::Plan;
 use crate::units::{GIB, MS};
 
 /// Micro-batch sizes tried for Megatron Table 1 (those dividing the per-replica batch).
-pub const TABLE1_MICRO_BATCHES: [u32; 4] = [1, 2, 4, 8];
-/// Largest interleaving factor tried for Megatron Table 1 (divisors of the layers per stage).
-pub const TABLE1_MAX_INTERLEAVE: u32 = 8;
-
-/// Why Table 1's micro-batch and interleaving are searched rather than given.
-pub const TABLE1_KNOBS_NOTE: &str = "Megatron-LM's Table 1 does not publish micro-batch size or \
-interleaving; its authors tuned both per run, so each row uses the fastest feasible plan the \
-evaluator finds over micro-batch 1, 2, 4, 8 (dividing the per-replica batch) and interleave 1 or a \
-divisor of the layers per stage up to 8.";
+pub const TABLE1_KNOBS_NOTE: &str = "Megatron-LM's Table 1 does not print micro-batch size, \
+interleaving or the data-parallel implementation; each row uses the settings of the script that \
+ran it (NVIDIA/Megatron-LM, examples/sc21/run_table_1.sh): micro-batch 16 to 1, interleaving on the \
+76B to 530B runs, and PyTorch DDP (gradient all-reduce overlapped with the backward pass) up to 18B.";
 
 /// The instance of one published run: FP16 mixed precision, Adam, FP32 main gradients.
 #[allow(clippy::too_many_arguments)]
@@ -73,27 +68,6 @@ pub(super) fn table1_label(r: &MegatronRow) -> String {
     format!("{}B", r.params_b)
 }
 
-/// (micro-batch, interleave) pairs tried for a Table 1 row.
-fn table1_candidates(r: &MegatronRow) -> Vec<(u32, u32)> {
-    // Zeros (a malformed row) leave no candidates; `data_parallel` reports the row.
-    let dp = r.gpus.checked_div(r.tp * r.pp).unwrap_or(0);
-    let per_replica = r.batch.checked_div(dp).unwrap_or(0);
-    let per_stage = r.layers.checked_div(r.pp).unwrap_or(0);
-    // Interleaving only exists with pipelining and layers that split evenly into chunks.
-    let interleaves: Vec<u32> = if r.pp > 1 && r.layers % r.pp == 0 {
-        (1..=TABLE1_MAX_INTERLEAVE.min(per_stage))
-            .filter(|v| per_stage % v == 0)
-            .collect()
-    } else {
-        vec![1]
-    };
-    TABLE1_MICRO_BATCHES
-        .iter()
-        .filter(|b| per_replica > 0 && per_replica % **b == 0)
-        .flat_map(|b| interleaves.iter().map(move |v| (*b, *v)))
-        .collect()
-}
-
 pub(super) fn megatron_table1(
     data: &Measurements,
     hardware: &Hardware,
@@ -104,29 +78,25 @@ pub(super) fn megatron_table1(
         .par_iter()
         .map(|r| {
             let label = table1_label(r);
-            let inst = instance(data, hardware, &r.model, r.heads, r.hidden, r.layers, r.batch)?;
+            let inst = instance(
+                data, hardware, &r.model, r.heads, r.hidden, r.layers, r.batch,
+            )?;
             let dp = data_parallel(r.gpus, r.tp, r.pp, &label)?;
-            let candidates = table1_candidates(r);
-            let evaluated: Vec<(Plan, Evaluation)> = candidates
-                .par_iter()
-                .map(|(b, v)| {
-                    let mut plan = Plan::uniform(r.layers, dp, r.tp, r.pp, *b, Recompute::Full);
-                    plan.interleave = *v;
-                    evaluate(&inst, &plan).map(|e| (plan, e))
-                })
-                .collect::<Result<_, _>>()?;
-            let feasible = evaluated.iter().filter(|(_, e)| e.feasible).count();
-            // Fastest feasible plan; if none fits, the fastest plan, flagged infeasible.
-            let (plan, e) = evaluated
-                .iter()
-                .filter(|(_, e)| e.feasible || feasible == 0)
-                .min_by(|a, b| a.1.step_time_s.total_cmp(&b.1.step_time_s))
-                .ok_or_else(|| {
-                    data_error(
-                        format!("{label}: no micro-batch in {TABLE1_MICRO_BATCHES:?} divides the per-replica batch"),
-                        "check gpus, tp, pp and batch",
-                    )
-                })?;
+            let overlap = match r.ddp.as_str() {
+                "torch" => true,
+                "local" => false,
+                other => {
+                    return Err(data_error(
+                        format!("{label}: ddp = \"{other}\""),
+                        "ddp is \"torch\" or \"local\"",
+                    ))
+                }
+            };
+            let mut plan = Plan::uniform(r.layers, dp, r.tp, r.pp, r.micro_batch, Recompute::Full);
+            plan.interleave = r.interleave;
+            plan.dp_overlap = overlap;
+            let e = evaluate(&inst, &plan)?;
+            let plan = &plan;
             let measured = r.measured_step_time_s(data.seq_len, data.vocab);
             let row = Row::new(
                 Group::MegatronTable1,
@@ -144,8 +114,7 @@ pub(super) fn megatron_table1(
                 pp: r.pp,
                 micro_batch: plan.micro_batch,
                 interleave: plan.interleave,
-                candidates: candidates.len(),
-                feasible_candidates: feasible,
+                dp_overlap: plan.dp_overlap,
             };
             Ok((row, knobs))
         })

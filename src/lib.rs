@@ -24,3 +24,8 @@ pub use plan::Plan;
 pub use workload::Model;
 pub mod cli;
 pub mod report;
+
+/// The README's example, compiled and run as a test so that it cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -227,11 +227,18 @@ impl Run<'_> {
             self.solved[k] = true;
             self.bounds[k] = self.bounds[k].max(res.bound_s);
         }
-        if let Some(plan) = res.plan {
-            let placement = plan
+        if let Some(raw) = res.plan {
+            let placement = raw
                 .placement(self.inst.fabric())
                 .map_err(crate::cost::plan_error)?;
-            let eval = evaluate_with(self.inst, &plan, costs, &placement);
+            let tidy = local::untangle_parking(&raw, &|j| costs.inflight(j));
+            let e_raw = evaluate_with(self.inst, &raw, costs, &placement);
+            let e_tidy = evaluate_with(self.inst, &tidy, costs, &placement);
+            let (plan, eval) = if e_tidy.feasible && e_tidy.step_time_s <= e_raw.step_time_s {
+                (tidy, e_tidy)
+            } else {
+                (raw, e_raw)
+            };
             if eval.feasible && eval.step_time_s < self.incumbent() {
                 self.best = Some(Best {
                     eval,

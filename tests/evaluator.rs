@@ -1,0 +1,129 @@
+//! The evaluator end to end against numbers worked out by hand, on hardware chosen so that only
+//! the FLOPs count: efficiency 1, bandwidths so large that bytes cost nothing, zero latency.
+
+use watos::cost::{evaluate, Recompute};
+use watos::{Hardware, Instance, Model, Plan, Training};
+
+/// A 2-layer GPT (h 64, 2 heads, vocabulary 128, 32 learned positions) on two ideal devices.
+fn ideal() -> Instance {
+    let model: Model = toml::from_str("name='tiny'\nlayers=2\nhidden=64\nheads=2\nvocab=128\ntied_embeddings=true\nmax_positions=32").unwrap();
+    let hw: Hardware = toml::from_str(
+        "name='ideal'\n[device]\npeak_tflops=1\nsram_mb=0\ndram_gb=1\ndram_bw_tb_per_s=1e9\n[software]\nattention='unfused'\nexecution='kernels'\n\
+         [efficiency]\ngemm=1\ngemm_half_dim=0\nattention=1\ndram=1\nlink=1\n\
+         [cluster]\ngpus_per_node=2\nnodes=1\nintra_bw_gb_per_s=1e12\nintra_latency_us=0\ninter_bw_gb_per_s=1e12\ninter_latency_us=0\n",
+    )
+    .unwrap();
+    let training: Training = toml::from_str("global_batch=4\nseq_len=32").unwrap();
+    Instance::new("ideal", model, hw, training).unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-6 * b.abs()
+}
+
+#[test]
+fn one_device_runs_at_peak_flops() {
+    // Megatron's count: 72 B s L h^2 (1 + s/(6h) + V/(12 L h)) = 72*4*32*2*64^2 * (1 + 1/12 + 1/12)
+    // = 75,497,472 * 7/6 = 88,080,384 FLOPs; at 1 TFLOP/s, 88.080384 us.
+    let inst = ideal();
+    let e = evaluate(&inst, &Plan::uniform(2, 1, 1, 1, 1, Recompute::None)).unwrap();
+    assert_eq!(e.model_flops_per_step, 88_080_384.0);
+    assert!(close(e.step_time_s, 88.080384e-6), "{}", e.step_time_s);
+    assert!(
+        close(e.mfu, 1.0) && close(e.hfu, 1.0),
+        "{} {}",
+        e.mfu,
+        e.hfu
+    );
+    assert_eq!(e.micro_batches, 4);
+}
+
+#[test]
+fn full_recomputation_adds_one_forward_per_layer() {
+    // Forward of one layer per token: 24 h^2 + 4 s h = 98,304 + 8,192 = 106,496 FLOPs; 2 layers,
+    // 128 tokens: 27,262,976 FLOPs more, so 115,343,360 FLOPs = 115.34336 us; HFU 1, MFU
+    // 88,080,384 / 115,343,360 = 0.763636...
+    let inst = ideal();
+    let e = evaluate(&inst, &Plan::uniform(2, 1, 1, 1, 1, Recompute::Full)).unwrap();
+    assert!(close(e.step_time_s, 115.34336e-6), "{}", e.step_time_s);
+    assert!(close(e.hfu, 1.0), "{}", e.hfu);
+    assert!(close(e.mfu, 88_080_384.0 / 115_343_360.0), "{}", e.mfu);
+}
+
+#[test]
+fn two_stages_pay_the_pipeline_bubble() {
+    // Per micro-batch (32 tokens): a layer is 3 * 106,496 * 32 = 10,223,616 FLOPs; the head
+    // 3 * 2*64*128 * 32 = 1,572,864. Stage 0 (layer + embedding): 10.223616 us; stage 1 (layer +
+    // head): 11.79648 us. 1F1B with 4 micro-batches: sum + 3 * max = 22.020096 + 35.38944
+    // = 57.409536 us; MFU = 88,080,384 / (57.409536 us * 2 devices * 1 TFLOP/s) = 0.767125...
+    let inst = ideal();
+    let e = evaluate(&inst, &Plan::uniform(2, 1, 1, 2, 1, Recompute::None)).unwrap();
+    assert!(
+        close(e.stages[0].time_per_microbatch_s, 10.223616e-6),
+        "{}",
+        e.stages[0].time_per_microbatch_s
+    );
+    assert!(
+        close(e.stages[1].time_per_microbatch_s, 11.79648e-6),
+        "{}",
+        e.stages[1].time_per_microbatch_s
+    );
+    assert!(close(e.step_time_s, 57.409536e-6), "{}", e.step_time_s);
+    assert!(
+        close(e.breakdown.bubble_s, 57.409536e-6 - 4.0 * 11.79648e-6),
+        "{}",
+        e.breakdown.bubble_s
+    );
+    assert!(
+        close(e.mfu, 88_080_384.0 / (57.409536e-6 * 2e12)),
+        "{}",
+        e.mfu
+    );
+    assert!(close(e.breakdown.total_s(), e.step_time_s));
+    assert_eq!(e.critical_stage, 1);
+}
+
+#[test]
+fn memory_by_hand() {
+    // Parameters: a layer 12h^2 + 13h = 49,152 + 832 = 49,984; two layers 99,968; embedding
+    // 128*64 + 32*64 = 10,240; final LayerNorm 128 (head tied): 110,336. Adam, FP32 gradients:
+    // 2 + 4 + 12 bytes each: 220,672 + 441,344 + 1,324,032 = 1,986,048 bytes.
+    // Activations (no recomputation, one micro-batch in flight on one stage): a layer stores
+    // s b h (34 + 5 a s / h) = 2,048 * 39 = 79,872 bytes; the embedding's dropout mask 2,048; the
+    // head's norm input 4,096 and FP32 logits 4 * 32 * 128 = 16,384: 182,272 bytes. Workspace: one
+    // layer's activations, 79,872. DRAM in all: 2,248,192 bytes.
+    let inst = ideal();
+    let e = evaluate(&inst, &Plan::uniform(2, 1, 1, 1, 1, Recompute::None)).unwrap();
+    let m = &e.memory.stages[0];
+    assert_eq!(m.weights_bytes, 220_672.0);
+    assert_eq!(m.grads_bytes, 441_344.0);
+    assert_eq!(m.optimizer_bytes, 1_324_032.0);
+    assert_eq!(m.activations_bytes, 182_272.0);
+    assert_eq!(m.workspace_bytes, 79_872.0);
+    assert_eq!(m.dram_used_bytes, 2_248_192.0);
+    assert!(e.feasible);
+}
+
+#[test]
+fn a_plan_that_does_not_fit_names_what_overflows() {
+    // The same model on 1 MB of DRAM: 2.25 MB needed.
+    let mut inst = ideal();
+    inst.hardware.device.dram_gb = 1e-3;
+    let inst = Instance::new(
+        "small",
+        inst.model.clone(),
+        inst.hardware.clone(),
+        inst.training.clone(),
+    )
+    .unwrap();
+    let e = evaluate(&inst, &Plan::uniform(2, 1, 1, 1, 1, Recompute::None)).unwrap();
+    assert!(!e.feasible);
+    let v = &e.violations[0];
+    assert_eq!(v.kind, "dram");
+    assert_eq!(v.needed_bytes, 2_248_192.0);
+    assert!(
+        v.message.contains("over by") && v.message.contains("optimizer"),
+        "{}",
+        v.message
+    );
+}

@@ -60,6 +60,13 @@ pub enum Error {
     #[error("no feasible plan: {0}")]
     #[diagnostic(code(watos::infeasible))]
     Infeasible(String),
+    /// A time or node limit ran out before the first feasible plan was found.
+    #[error("no plan yet: {0}")]
+    #[diagnostic(
+        code(watos::limit),
+        help("give the solver more time (--time-limit) or nodes (--node-limit)")
+    )]
+    Limit(String),
     /// The MIP solver failed in a way that is not the user's doing.
     #[error("solver: {0}")]
     #[diagnostic(code(watos::solver))]

@@ -53,11 +53,43 @@ impl SourceFile {
     }
 
     /// Deserializes the whole file as TOML; a syntax or type error names its line and key.
+    ///
+    /// serde names neither the key of a syntax error (the document does not parse, so there is no
+    /// tree to look it up in) nor the key of a missing field (its span is the enclosing table):
+    /// both are recovered here so that every error says which key to fix, with a hint of what
+    /// would be valid.
     pub fn parse_toml<T: DeserializeOwned>(&self) -> Result<T, Error> {
         toml::from_str(&self.text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
+            let message = e.message().trim().to_string();
+            if DeTable::parse(&self.text).is_err() {
+                let field =
+                    key_on_line(&self.text, span.start).unwrap_or_else(|| "(document)".into());
+                let help = if message.starts_with("duplicate key") {
+                    "each key once per table: remove one of the two"
+                } else {
+                    TOML_SYNTAX_HELP
+                };
+                return self.error_at(span, field, message, Some(help.into()));
+            }
+            if let Some(missing) = missing_field(&message) {
+                // The span is the header of the table that lacks the key; empty for the top level.
+                let table = if span.is_empty() {
+                    None
+                } else {
+                    field_at(&self.text, span.start)
+                };
+                let field = match table {
+                    Some(t) => format!("{t}.{missing}"),
+                    None => missing.to_string(),
+                };
+                let help = format!("add `{missing} = ...` to this table");
+                return self.error_at(span, field, message, Some(help));
+            }
             let field = field_at(&self.text, span.start).unwrap_or_else(|| "(document)".into());
-            self.error_at(span, field, e.message().trim().to_string(), None)
+            let key = field.rsplit('.').next().unwrap_or(&field).to_string();
+            let help = value_help(&message, split_indices(&key).0, false);
+            self.error_at(span, field, message, help)
         })
     }
 
@@ -65,10 +97,30 @@ impl SourceFile {
     pub fn parse_json<T: DeserializeOwned>(&self) -> Result<T, Error> {
         let de = &mut serde_json::Deserializer::from_str(&self.text);
         serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
+            let path = e.path().to_string();
             let inner = e.into_inner();
             let offset = offset_of_line_col(&self.text, inner.line(), inner.column());
-            self.error_at(offset..offset, field, inner.to_string(), None)
+            // serde_json appends the position, which the error already shows as file:line.
+            let full = inner.to_string();
+            let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+            let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
+            if inner.is_syntax() || inner.is_eof() {
+                let help = "JSON: keys in double quotes, `\"key\": value` pairs separated by commas, no trailing comma";
+                return self.error_at(offset..offset, "(document)".into(), message, Some(help.into()));
+            }
+            let parent = (path != ".").then_some(path);
+            if let Some(missing) = missing_field(&message) {
+                let field = match parent {
+                    Some(p) => format!("{p}.{missing}"),
+                    None => missing.to_string(),
+                };
+                let help = format!("add \"{missing}\": ... to the object");
+                return self.error_at(offset..offset, field, message, Some(help));
+            }
+            let field = parent.unwrap_or_else(|| "(document)".into());
+            let key = field.rsplit('.').next().unwrap_or(&field).to_string();
+            let help = value_help(&message, split_indices(&key).0, true);
+            self.error_at(offset..offset, field, message, help)
         })
     }
 
@@ -104,6 +156,105 @@ impl SourceFile {
             help,
         }))
     }
+}
+
+/// Shown with every TOML syntax error: the parser says what it expected at that spot, this says
+/// what a line should look like.
+const TOML_SYNTAX_HELP: &str = "TOML lines are `key = value`: numbers bare (96, 2.0), text in double quotes, arrays in [ ], tables under a [name] header";
+
+/// The key of `missing field `key`` errors.
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next().filter(|k| !k.is_empty())
+}
+
+/// What would be valid, for serde's unknown-field and wrong-type messages: the closest expected
+/// key (a typo is the usual cause), or how to write a value of the expected type, in TOML or JSON.
+fn value_help(message: &str, key: &str, json: bool) -> Option<String> {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let mut names = rest.split('`').step_by(2);
+        let unknown = names.next()?;
+        let best = names
+            .filter(|n| !n.is_empty())
+            .map(|n| (edit_distance(unknown, n), n))
+            .min()?;
+        return (best.0 <= 2.max(unknown.len() / 3)).then(|| format!("did you mean `{}`?", best.1));
+    }
+    let (found, expected) = message
+        .strip_prefix("invalid type: ")?
+        .split_once(", expected ")?;
+    let kind = match expected {
+        "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "an integer" => {
+            "a whole number, written without quotes"
+        }
+        "f32" | "f64" | "a float" => "a number, written without quotes",
+        "a boolean" => "true or false, written without quotes",
+        "a string" => "text in double quotes",
+        _ => return None,
+    };
+    // `"96"` where a number belongs: show the fix itself.
+    let quoted = found
+        .strip_prefix("string \"")
+        .and_then(|s| s.strip_suffix('"'))
+        .filter(|s| s.trim().parse::<f64>().is_ok());
+    Some(match (quoted, json) {
+        (Some(v), true) => format!("{kind}: \"{key}\": {}", v.trim()),
+        (Some(v), false) => format!("{kind}: {key} = {}", v.trim()),
+        (None, _) => format!("{kind} (expected {expected})"),
+    })
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The dotted key written on the line holding byte `offset`, for syntax errors (the document does
+/// not parse, so only its text can say which key the broken line was writing): `key = ...` under
+/// the nearest `[table]` header above it, or the header itself.
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let header = |line: &str| {
+        let name = line
+            .trim()
+            .trim_start_matches('[')
+            .split(']')
+            .next()?
+            .trim();
+        (!name.is_empty()).then(|| name.to_string())
+    };
+    let line = text[start..].lines().next().unwrap_or("").trim();
+    if line.starts_with('[') {
+        return header(line);
+    }
+    let key: String = line
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .collect();
+    if key.is_empty() {
+        return None;
+    }
+    let table = text[..start]
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('['))
+        .and_then(header);
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key,
+    })
 }
 
 /// Resolves a path written inside `base_file` relative to that file's directory.
@@ -261,5 +412,77 @@ mod tests {
         let text = src.parse_toml::<D>().unwrap_err().to_string();
         assert!(text.starts_with("d.toml:3:"), "{text}");
         assert!(text.contains("wafer.rows"), "{text}");
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct W {
+        rows: u32,
+        cols: u32,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct D {
+        name: String,
+        wafer: W,
+    }
+
+    fn input_error(text: &str) -> InputError {
+        match SourceFile::from_text("d.toml", text).parse_toml::<D>() {
+            Err(Error::Input(e)) => *e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_keys_are_named_with_their_table() {
+        let e = input_error("# c\n[wafer]\nrows = 1\n");
+        assert_eq!((e.line, e.field.as_str()), (2, "wafer.cols"));
+        assert!(e.help.is_some_and(|h| h.contains("cols = ")));
+        let e = input_error("[wafer]\nrows = 1\ncols = 2\n");
+        assert_eq!(e.field, "name");
+    }
+
+    #[test]
+    fn typos_get_the_closest_key() {
+        let e = input_error("name = \"x\"\n[wafer]\nrows = 1\ncolls = 2\n");
+        assert_eq!((e.line, e.field.as_str()), (4, "wafer.colls"));
+        assert_eq!(e.help.as_deref(), Some("did you mean `cols`?"));
+        let e = input_error("name = \"x\"\n[wafer]\nrows = 1\ncols = 2\nzebra = 3\n");
+        assert_eq!(e.help, None, "nothing is close to `zebra`");
+    }
+
+    #[test]
+    fn quoted_numbers_show_the_fix() {
+        let e = input_error("name = \"x\"\n[wafer]\nrows = \"7\"\ncols = 2\n");
+        assert_eq!(e.field, "wafer.rows");
+        assert!(e.help.is_some_and(|h| h.ends_with("rows = 7")));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_key_of_their_line() {
+        let e = input_error("name = \"x\"\n[wafer]\nrows 7\ncols = 2\n");
+        assert_eq!((e.line, e.field.as_str()), (3, "wafer.rows"));
+        assert!(e.help.is_some_and(|h| h.contains("key = value")));
+        let e = input_error("name = \"x\"\n[wafer\nrows = 7\n");
+        assert_eq!((e.line, e.field.as_str()), (2, "wafer"));
+    }
+
+    #[test]
+    fn json_errors_drop_the_repeated_position() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct C {
+            hidden_size: u32,
+            vocab_size: u32,
+        }
+        let src = SourceFile::from_text("c.json", "{\n  \"hidden_size\": 8\n}\n");
+        let Err(Error::Input(e)) = src.parse_json::<C>() else {
+            panic!("expected an input error")
+        };
+        assert_eq!((e.line, e.field.as_str()), (3, "vocab_size"));
+        assert_eq!(e.message, "missing field `vocab_size`");
     }
 }

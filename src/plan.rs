@@ -288,28 +288,30 @@ impl Plan {
         ensure(kv % self.tp == 0 || self.tp % kv == 0, || {
             FieldError::new("tp", format!("tensor parallelism {} neither divides nor is a multiple of the {kv} key/value heads", self.tp), format!("valid: {}", list(m.heads).split(", ").filter(|t| t.parse::<u32>().map(|t| kv % t == 0 || t % kv == 0).unwrap_or(false)).collect::<Vec<_>>().join(", ")))
         })?;
+        // Products and sums in u64: the factors come from files and flags, and a product that
+        // wraps would pass (or fail) a check for the wrong reason.
         let gb = inst.training.global_batch;
-        ensure(gb % (self.dp * self.micro_batch) == 0, || {
-            FieldError::new(
-                "micro_batch",
-                format!(
-                    "dp {} x micro-batch {} does not divide the global batch {gb}",
-                    self.dp, self.micro_batch
-                ),
-                format!("dp x micro_batch must divide {gb}"),
-            )
-        })?;
+        ensure(
+            u64::from(gb) % (u64::from(self.dp) * u64::from(self.micro_batch)) == 0,
+            || {
+                FieldError::new(
+                    "micro_batch",
+                    format!(
+                        "dp {} x micro-batch {} does not divide the global batch {gb}",
+                        self.dp, self.micro_batch
+                    ),
+                    format!("dp x micro_batch must divide {gb}"),
+                )
+            },
+        )?;
         let healthy = inst.fabric().healthy_count();
-        ensure(self.devices() <= healthy, || {
+        let devices = u64::from(self.dp) * u64::from(self.tp) * u64::from(self.pp);
+        ensure(devices <= u64::from(healthy), || {
             FieldError::new(
                 "dp",
                 format!(
-                    "dp {} x tp {} x pp {} = {} devices, but {} has {healthy} healthy",
-                    self.dp,
-                    self.tp,
-                    self.pp,
-                    self.devices(),
-                    inst.hardware.name
+                    "dp {} x tp {} x pp {} = {devices} devices, but {} has {healthy} healthy",
+                    self.dp, self.tp, self.pp, inst.hardware.name
                 ),
                 format!("use at most {healthy} devices"),
             )
@@ -332,18 +334,19 @@ impl Plan {
                 format!("at most {}", m.layers),
             )
         })?;
-        let mut total = 0;
+        let mut total = 0u64;
         for (j, s) in self.stages.iter().enumerate() {
             let f = |name: &str| format!("stage[{j}].{name}");
             ensure(s.layers >= 1, || {
                 FieldError::new(f("layers"), "a stage needs at least one layer", "1 or more")
             })?;
-            ensure(s.recompute.total() == s.layers, || {
+            let r = &s.recompute;
+            let counted = u64::from(r.none) + u64::from(r.selective) + u64::from(r.full);
+            ensure(counted == u64::from(s.layers), || {
                 FieldError::new(
                     f("recompute"),
                     format!(
-                        "counts sum to {} but the stage has {} layers",
-                        s.recompute.total(),
+                        "counts sum to {counted} but the stage has {} layers",
                         s.layers
                     ),
                     "none + selective + full = layers",
@@ -368,9 +371,9 @@ impl Plan {
                     )
                 })?;
             }
-            total += s.layers;
+            total += u64::from(s.layers);
         }
-        ensure(total == m.layers, || {
+        ensure(total == u64::from(m.layers), || {
             FieldError::new(
                 "stage",
                 format!("stages hold {total} layers, the model has {}", m.layers),
@@ -420,26 +423,33 @@ impl Plan {
                 }
             }
         }
-        for (r, replica) in groups.iter_mut().enumerate() {
-            for (j, group) in replica.iter_mut().enumerate() {
-                if !group.is_empty() {
-                    continue;
-                }
-                while group.len() < t {
-                    let id = *order.get(next).ok_or_else(|| {
-                        FieldError::new(
-                            format!("stage[{j}].dies"),
-                            format!("no free device left for replica {r}"),
-                            "free devices or list them explicitly",
-                        )
-                    })?;
-                    next += 1;
-                    if used.insert(id) {
-                        group.push(id);
-                    }
-                }
-                fabric.ring_order(group);
+        // A mesh fills replica by replica so that consecutive stages are neighbours; a cluster
+        // follows Megatron-LM's rank order (tensor-parallel ranks fastest, then data-parallel,
+        // then pipeline), so small data-parallel groups share a node.
+        let slots: Vec<(usize, usize)> = if matches!(fabric, Fabric::Cluster(_)) {
+            (0..p).flat_map(|j| (0..d).map(move |r| (r, j))).collect()
+        } else {
+            (0..d).flat_map(|r| (0..p).map(move |j| (r, j))).collect()
+        };
+        for (r, j) in slots {
+            let group = &mut groups[r][j];
+            if !group.is_empty() {
+                continue;
             }
+            while group.len() < t {
+                let id = *order.get(next).ok_or_else(|| {
+                    FieldError::new(
+                        format!("stage[{j}].dies"),
+                        format!("no free device left for replica {r}"),
+                        "free devices or list them explicitly",
+                    )
+                })?;
+                next += 1;
+                if used.insert(id) {
+                    group.push(id);
+                }
+            }
+            fabric.ring_order(group);
         }
         Ok(groups)
     }

@@ -18,7 +18,7 @@ fn ideal() -> Instance {
 }
 
 fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-6 * b.abs()
+    approx::relative_eq!(a, b, max_relative = 1e-6)
 }
 
 #[test]

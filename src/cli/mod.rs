@@ -181,7 +181,7 @@ pub fn main() -> ExitCode {
         Err(err) => {
             let code = match &err {
                 Error::Infeasible(_) => 3,
-                Error::Solver(_) => 1,
+                Error::Solver(_) | Error::Limit(_) => 1,
                 _ => 2,
             };
             eprintln!("{:?}", miette::Report::new(err));

@@ -60,7 +60,23 @@ pub struct StageParts {
     pub remote_s: f64,
 }
 
+/// `-0.0` (what summing no floats gives) printed as `0`.
+fn unsigned_zero(x: f64) -> f64 {
+    x + 0.0
+}
+
 impl StageParts {
+    fn normalized(self) -> Self {
+        StageParts {
+            compute_s: unsigned_zero(self.compute_s),
+            recompute_s: unsigned_zero(self.recompute_s),
+            memory_s: unsigned_zero(self.memory_s),
+            tp_s: unsigned_zero(self.tp_s),
+            pp_s: unsigned_zero(self.pp_s),
+            remote_s: unsigned_zero(self.remote_s),
+        }
+    }
+
     /// Whole per-micro-batch stage time.
     pub fn total(&self) -> f64 {
         self.compute_s + self.recompute_s + self.memory_s + self.tp_s + self.pp_s + self.remote_s
@@ -130,8 +146,8 @@ impl StageMemory {
             optimizer_bytes: optimizer,
             activations_bytes: activations,
             workspace_bytes: c.workspace_bytes,
-            parked_out_bytes: act_out + opt_out,
-            parked_in_bytes: parked_in,
+            parked_out_bytes: unsigned_zero(act_out + opt_out),
+            parked_in_bytes: unsigned_zero(parked_in),
             dram_used_bytes: dram,
             dram_capacity_bytes: c.dram_capacity_bytes,
             sram_used_bytes: if sram { weights } else { 0.0 },
@@ -260,7 +276,7 @@ impl StageReport {
             recompute_full: stage.recompute.full,
             inflight,
             time_per_microbatch_s: tau,
-            parts,
+            parts: parts.normalized(),
             dp_comm_s,
             optimizer_s,
             memory,
@@ -340,15 +356,15 @@ pub(super) fn assemble(
         .map(|s| (s.dp_comm_s, s.optimizer_s))
         .unwrap_or_default();
     let breakdown = Breakdown {
-        compute_s: m * parts.compute_s,
-        recompute_s: m * parts.recompute_s,
-        dram_s: m * parts.memory_s,
-        tp_comm_s: m * parts.tp_s,
-        pp_comm_s: m * parts.pp_s,
-        remote_dram_s: m * parts.remote_s,
+        compute_s: unsigned_zero(m * parts.compute_s),
+        recompute_s: unsigned_zero(m * parts.recompute_s),
+        dram_s: unsigned_zero(m * parts.memory_s),
+        tp_comm_s: unsigned_zero(m * parts.tp_s),
+        pp_comm_s: unsigned_zero(m * parts.pp_s),
+        remote_dram_s: unsigned_zero(m * parts.remote_s),
         bubble_s: pipeline_s - m * tau.get(crit).copied().unwrap_or(0.0),
-        dp_comm_s,
-        optimizer_s,
+        dp_comm_s: unsigned_zero(dp_comm_s),
+        optimizer_s: unsigned_zero(optimizer_s),
     };
     let step_time_s = pipeline_s + tail.get(tail_stage).copied().unwrap_or(0.0);
     let devices = plan.devices();
@@ -392,7 +408,7 @@ pub(super) fn assemble(
                     backward_s: c.layer_time_s(Tier::Dram, *r, tp_allreduce_s)
                         - mc.forward.time_s
                         - fwd_tp,
-                    recompute_s: mc.recompute.time_s,
+                    recompute_s: unsigned_zero(mc.recompute.time_s),
                     activation_bytes: c.act_bytes[r.index()],
                 }
             })

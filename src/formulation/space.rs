@@ -39,7 +39,7 @@ pub fn configs(inst: &Instance) -> Vec<Config> {
                 if batch % d != 0 {
                     continue;
                 }
-                for b in divisors(batch / d).filter(|b| *b <= max_b) {
+                for b in (1..=max_b.min(batch / d)).filter(|b| (batch / d) % b == 0) {
                     for sp in [false, true] {
                         if sp && t == 1 {
                             continue;
@@ -97,14 +97,14 @@ impl MemoryNeed {
     /// A sentence: what is needed, by category, against what there is.
     pub fn explain(&self, c: &Config) -> String {
         format!(
-            "the most frugal plan with D{} T{} P{} micro-batch {} (full recomputation, activations on the stages that hold the fewest micro-batches{}) needs {:.1} GB per tensor-parallel rank across its {} stages: weights {:.1}, gradients {:.1}, optimizer {:.1}, activations {:.1}, workspace {:.1}; its devices have {:.1} GB of DRAM (and SRAM for weights): short by {:.1} GB ({:.0}%)",
+            "the most frugal plan with D{} T{} P{} micro-batch {} (full recomputation, activations on the stages that hold the fewest micro-batches{}) needs {:.1} GB per tensor-parallel rank across its {}: weights {:.1}, gradients {:.1}, optimizer {:.1}, activations {:.1}, workspace {:.1}; its devices have {:.1} GB of DRAM (and SRAM for weights): short by {:.1} GB ({:.0}%)",
             c.dp,
             c.tp,
             c.pp,
             c.micro_batch,
             if c.zero1 { ", ZeRO-1" } else { "" },
             self.total_bytes() / GB,
-            c.pp,
+            if c.pp == 1 { "one stage".to_string() } else { format!("{} stages", c.pp) },
             self.weights_bytes / GB,
             self.grads_bytes / GB,
             self.optimizer_bytes / GB,

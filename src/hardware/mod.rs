@@ -311,6 +311,14 @@ impl Hardware {
     }
 }
 
+/// Most devices a hardware file may describe: device ids and link indices (4 per die) are `u32`
+/// and products like `rows * cols` must not wrap; a million devices is far past any machine.
+const MAX_DEVICES: u64 = 1 << 20;
+
+/// Most dies of a mesh with faulty dies or links: routes around faults are tabulated for every
+/// pair of dies (`dies^2` entries), about 64 MB and a second to build at this size.
+const MAX_FAULTY_MESH_DIES: u64 = 4096;
+
 fn validate_wafer(w: &Wafer) -> Result<(), FieldError> {
     ensure(w.rows > 0, || {
         FieldError::new(
@@ -363,6 +371,30 @@ fn validate_wafer(w: &Wafer) -> Result<(), FieldError> {
             "e.g. 500",
         )?;
     }
+    let dies = u64::from(w.rows) * u64::from(w.wafers) * u64::from(w.cols);
+    ensure(dies <= MAX_DEVICES, || {
+        FieldError::new(
+            if w.wafers > 1 { "wafers" } else { "rows" },
+            match w.wafers {
+                1 => format!("a {} x {} mesh has {dies} dies", w.rows, w.cols),
+                n => format!(
+                    "{n} wafers of {} x {} dies make {dies} dies",
+                    w.rows, w.cols
+                ),
+            },
+            format!("at most {MAX_DEVICES} dies in all"),
+        )
+    })?;
+    if !w.faulty_dies.is_empty() || !w.faulty_links.is_empty() {
+        ensure(dies <= MAX_FAULTY_MESH_DIES, || {
+            FieldError::new(
+                if w.faulty_dies.is_empty() { "faulty_links" } else { "faulty_dies" },
+                format!("routes around faults are tabulated for every pair of dies, and this mesh has {dies}"),
+                format!("at most {MAX_FAULTY_MESH_DIES} dies when any die or link is faulty"),
+            )
+        })?;
+    }
+    // Cannot wrap: bounded by MAX_DEVICES above.
     let rows = w.rows * w.wafers;
     for (i, [r, c]) in w.faulty_dies.iter().enumerate() {
         ensure(*r < rows && *c < w.cols, || {
@@ -373,6 +405,14 @@ fn validate_wafer(w: &Wafer) -> Result<(), FieldError> {
             )
         })?;
     }
+    let distinct: std::collections::HashSet<_> = w.faulty_dies.iter().collect();
+    ensure((distinct.len() as u64) < dies, || {
+        FieldError::new(
+            "faulty_dies",
+            format!("all {dies} dies are listed as faulty"),
+            "leave at least one healthy die",
+        )
+    })?;
     for (i, [[r1, c1], [r2, c2]]) in w.faulty_links.iter().enumerate() {
         let adjacent = r1.abs_diff(*r2) + c1.abs_diff(*c2) == 1;
         ensure(
@@ -391,6 +431,17 @@ fn validate_cluster(c: &Cluster) -> Result<(), FieldError> {
     })?;
     ensure(c.nodes > 0, || {
         FieldError::new("nodes", "must be at least 1", "e.g. 128")
+    })?;
+    let gpus = u64::from(c.nodes) * u64::from(c.gpus_per_node);
+    ensure(gpus <= MAX_DEVICES, || {
+        FieldError::new(
+            "nodes",
+            format!(
+                "{} nodes of {} GPUs make {gpus} GPUs",
+                c.nodes, c.gpus_per_node
+            ),
+            format!("at most {MAX_DEVICES} GPUs in all"),
+        )
     })?;
     positive(
         "intra_bw_gb_per_s",

@@ -53,6 +53,22 @@ struct Llama {
     attention_dropout: f64,
 }
 
+const GPT2_KEYS: &str = "n_embd, n_layer, n_head, vocab_size";
+const LLAMA_KEYS: &str =
+    "hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, vocab_size";
+
+/// A missing key of a config: name every key the architecture needs, so that one run finds all
+/// the gaps instead of one per run.
+fn required_keys(err: Error, model_type: &str, keys: &str) -> Error {
+    match err {
+        Error::Input(mut e) if e.message.starts_with("missing field") => {
+            e.help = Some(format!("a model_type \"{model_type}\" config needs {keys}"));
+            Error::Input(e)
+        }
+        other => other,
+    }
+}
+
 fn default_true() -> bool {
     true
 }
@@ -77,7 +93,9 @@ pub(super) fn from_config_json(src: &SourceFile) -> Result<Model, Error> {
     let source = Some(format!("Hugging Face config {}", src.path.display()));
     match probe.model_type.as_deref() {
         Some("gpt2") => {
-            let c: Gpt2 = src.parse_json()?;
+            let c: Gpt2 = src
+                .parse_json()
+                .map_err(|e| required_keys(e, "gpt2", GPT2_KEYS))?;
             Ok(Model {
                 name,
                 source,
@@ -96,8 +114,10 @@ pub(super) fn from_config_json(src: &SourceFile) -> Result<Model, Error> {
                 dropout: c.resid_pdrop > 0.0 || c.attn_pdrop > 0.0,
             })
         }
-        Some("llama") | Some("mistral") => {
-            let c: Llama = src.parse_json()?;
+        Some(kind @ ("llama" | "mistral")) => {
+            let c: Llama = src
+                .parse_json()
+                .map_err(|e| required_keys(e, kind, LLAMA_KEYS))?;
             Ok(Model {
                 name,
                 source,
@@ -172,7 +192,9 @@ mod tests {
     #[test]
     fn missing_key_is_named() {
         let src = SourceFile::from_text("c.json", r#"{"model_type":"gpt2","n_embd":64}"#);
-        let e = from_config_json(&src).unwrap_err().to_string();
-        assert!(e.contains("n_layer"), "{e}");
+        let e = from_config_json(&src).unwrap_err();
+        let Error::Input(e) = e else { panic!("{e}") };
+        assert_eq!(e.field, "n_layer");
+        assert!(e.help.is_some_and(|h| h.contains("n_head")));
     }
 }

@@ -204,8 +204,27 @@ impl Model {
 }
 
 /// Divisors of `n` in increasing order.
+///
+/// Pairs `d`, `n / d` up to the square root, so a batch of four billion costs microseconds.
+///
+/// ```
+/// assert_eq!(watos::workload::divisors(12).collect::<Vec<_>>(), vec![1, 2, 3, 4, 6, 12]);
+/// ```
 pub fn divisors(n: u32) -> impl Iterator<Item = u32> {
-    (1..=n).filter(move |d| n % d == 0)
+    let n = u64::from(n);
+    let mut small = Vec::new();
+    let mut large = Vec::new();
+    let mut d = 1u64;
+    while d * d <= n {
+        if n % d == 0 {
+            small.push(d as u32);
+            if d * d != n {
+                large.push((n / d) as u32);
+            }
+        }
+        d += 1;
+    }
+    small.into_iter().chain(large.into_iter().rev())
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ fn check_against_exhaustive(inst: &Instance, exact: bool) -> Result<(), TestCase
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(proptest_config(12))]
 
     /// On one switch every placement is ideal, so the MIP is exact: bound <= exhaustive optimum
     /// <= solve's plan <= optimum / (1 - gap).
@@ -191,7 +191,7 @@ fn an_instance_that_cannot_fit_is_explained() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(proptest_config(24))]
 
     /// The MIP's objective at any plan of a configuration (random layers, modes and parked bytes)
     /// is the evaluator's step time with ideal communication: the encoding and the evaluator are

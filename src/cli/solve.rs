@@ -31,8 +31,12 @@ pub struct SolveArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: i32,
     /// Enumerate the whole space instead (small instances only).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "formulation")]
     pub exhaustive: bool,
+    /// `decomposition`: branch-and-bound over configurations with one MIP each (fast);
+    /// `monolithic`: one MIP choosing among configurations, for comparison.
+    #[arg(long, value_enum, default_value = "decomposition")]
+    pub formulation: FormulationArg,
     /// Keep the MIP's plan as it is (no evaluator-scored refinement).
     #[arg(long)]
     pub no_local_search: bool,
@@ -42,6 +46,12 @@ pub struct SolveArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormulationArg {
+    Decomposition,
+    Monolithic,
 }
 
 pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
@@ -67,8 +77,15 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
         node_limit: args.node_limit,
         seed: args.seed,
     };
+    let search_opts = || SearchOptions {
+        solver,
+        local_search: !args.no_local_search,
+        progress: !args.json,
+    };
     let mut sol = if args.exhaustive {
         search::exhaustive::solve(&inst, &solver)?
+    } else if args.formulation == FormulationArg::Monolithic {
+        search::monolithic::solve(&inst, &search_opts())?
     } else {
         search::solve(
             &inst,

@@ -62,6 +62,17 @@ pub fn solve(
     opts: &SolverOptions,
     cutoff: Option<f64>,
 ) -> Result<RawResult, Error> {
+    solve_tuned(problem, opts, cutoff, &[])
+}
+
+/// [`solve`] with integer HiGHS options a formulation sets for itself (name, value), such as
+/// presolve rules that cost more than they save on its structure.
+pub fn solve_tuned(
+    problem: HighsProblem,
+    opts: &SolverOptions,
+    cutoff: Option<f64>,
+    tuning: &[(&str, i32)],
+) -> Result<RawResult, Error> {
     let mut model = problem
         .try_into_inner()
         .map_err(|e| Error::Solver(format!("building the model: {e}")))?;
@@ -70,6 +81,10 @@ pub fn solve(
         let _ = m;
         r.map_err(|_| Error::Solver(format!("HiGHS rejected option {name}")))
     };
+    for (name, value) in tuning {
+        let r = model.try_set_option(*name, *value);
+        set(&mut model, name, r)?;
+    }
     let r = model.try_set_option("threads", opts.threads.max(1) as i32);
     set(&mut model, "threads", r)?;
     let r = model.try_set_option("random_seed", opts.seed);

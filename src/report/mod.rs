@@ -204,7 +204,7 @@ pub fn solution_text(inst: &Instance, sol: &crate::search::Solution) -> String {
         format!("{:?}", sol.status).to_lowercase(),
         fmt_s(sol.solve_time_s),
         format!(
-            "{} in all: {} too big for memory, {} MIPs solved, {} pruned by bound",
+            "{} in all: {} too big for memory, {} settled by MIP, {} pruned by bound",
             sol.configs.total,
             sol.configs.memory_infeasible,
             sol.configs.solved,

@@ -5,6 +5,8 @@
 
 use std::time::Instant;
 
+use itertools::Itertools;
+
 use crate::cost::{evaluate_ideal, evaluate_with};
 use crate::error::Error;
 use crate::formulation::{MipComm, SolverOptions, StageMip, RELAXATIONS};
@@ -67,7 +69,8 @@ pub fn solve(inst: &Instance, solver: &SolverOptions) -> Result<Solution, Error>
                         .collect()
                 })
                 .collect();
-            for stages in cartesian(&per_stage) {
+            for stages in per_stage.iter().multi_cartesian_product() {
+                let stages: Vec<Stage> = stages.into_iter().cloned().collect();
                 let plan = Plan {
                     dp: c.config.dp,
                     tp: c.config.tp,
@@ -171,20 +174,6 @@ fn layouts_count(n: u32, p: u32) -> u64 {
                 .product::<u64>()
         })
         .sum()
-}
-
-fn cartesian(sets: &[Vec<Stage>]) -> Vec<Vec<Stage>> {
-    let mut out: Vec<Vec<Stage>> = vec![Vec::new()];
-    for set in sets {
-        out = out
-            .iter()
-            .flat_map(|prefix| {
-                set.iter()
-                    .map(move |s| [prefix.clone(), vec![s.clone()]].concat())
-            })
-            .collect();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod exhaustive;
 pub mod local;
+pub mod monolithic;
 
 use std::time::Instant;
 
@@ -301,11 +302,14 @@ pub fn solve(inst: &Instance, opts: &SearchOptions) -> Result<Solution, Error> {
     }
     bar.finish_and_clear();
     let Some(first) = run.best.as_ref() else {
-        return Err(infeasible(
-            inst,
-            closest,
-            !run.limited && !run.out_of_time(),
-        ));
+        if run.limited || run.out_of_time() {
+            return Err(Error::Limit(format!(
+                "the limit ran out after {} of {} configurations, before any feasible plan was found",
+                run.solved.iter().filter(|s| **s).count(),
+                cands.len()
+            )));
+        }
+        return Err(infeasible(inst, closest, true));
     };
     // Phase 2: the incumbent's configuration with its own placement's communication.
     let k = first.config;

@@ -41,3 +41,14 @@ pub fn instance(model: Model, hw: Hardware, tr: Training, max_micro_batch: u32) 
 pub fn repo(path: &str) -> String {
     format!("{}/{}", env!("CARGO_MANIFEST_DIR"), path)
 }
+
+/// Property-test settings: a fixed seed, so every run draws the same instances (the solver's
+/// answers must repeat, and so must the tests that check them), and no failure files.
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5741_7459),
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}

@@ -1,0 +1,185 @@
+//! The per-configuration MIP: for a fixed (d, t, p, b, sequence parallelism, ZeRO-1), choose the
+//! layers of every stage in every recomputation mode, which stages keep their weights in SRAM, and
+//! how many bytes of activations and optimizer state each stage parks in each other stage's DRAM.
+//!
+//! Variables: integers `n[j][r]` (layers of stage j in mode r with weights in DRAM) and, where a
+//! layer's weights could fit in SRAM, `s[j][r]` and a binary `y[j]` (stage j's weights in SRAM);
+//! continuous `act[j][i]`, `opt[j][i]` (bytes parked from j on i, in DRAM capacities); epigraph variables `tau_max` and
+//! `tail_max`. Everything is linear because the configuration fixes every product's other factor:
+//! in-flight micro-batches per stage, per-layer costs, micro-batch count (context/formulation.md).
+//!
+//! Objective: the evaluator's step time, `sum_j tau_j + (m - 1) tau_max + tail_max`, with
+//! communication at the best any placement allows (`ConfigCosts::ideal_comm`): the one relaxation,
+//! named in [`RELAXATIONS`]. HiGHS's tolerances are absolute, so the MIP measures time in units of
+//! one stage's time per micro-batch and memory in units of one device's DRAM: a toy model
+//! and GPT-3 then look alike to the solver.
+//!
+//! One encoding serves two formulations. A `ConfigBlock` adds one configuration's variables and
+//! rows to a shared `Model`, switched by an activation: always on (the stand-alone [`StageMip`])
+//! or a binary `z_k` (the monolithic MIP over many configurations, `super::monolithic`). Under
+//! `z_k` every constant of the block's rows and objective is multiplied by `z_k`, so `z_k = 0`
+//! forces every variable of the block to 0 (see `ConfigBlock::add` for why no other row is
+//! needed) and `z_k = 1` is exactly the stand-alone MIP.
+
+mod block;
+mod model;
+
+pub(crate) use block::ConfigBlock;
+pub(crate) use model::Model;
+
+use crate::cost::config::ConfigCosts;
+use crate::cost::CommCosts;
+use crate::cost::Recompute;
+use crate::error::Error;
+use crate::instance::Instance;
+use crate::plan::Placement;
+use crate::plan::{Plan, Stage, Tier};
+
+use crate::formulation::solver::{RawStatus, SolverOptions};
+
+/// Terms the MIP under-estimates (and why the bound stays valid).
+pub const RELAXATIONS: &[&str] = &[
+    "placement: tensor-parallel rings at the best a mesh allows (a bidirectional ring on neighbour links, one hop per step), pipeline sends over one uncontended hop, parking transfers at the slower of DRAM and one link no other transfer shares, data-parallel rings likewise; the evaluator charges the real routes, hops and shared links of the chosen placement, which can only be slower",
+];
+
+/// The communication a MIP charges: per stage, and per pair of stages for parking.
+#[derive(Debug, Clone)]
+pub struct MipComm {
+    pub stage: CommCosts,
+    /// Bytes/s of a parking transfer from stage `j` to stage `i`: the slower of the helper's DRAM
+    /// and the path.
+    pub park_bw: Vec<Vec<f64>>,
+}
+
+impl MipComm {
+    /// The best any placement allows: the MIP is then a relaxation of the evaluator, and its dual
+    /// bound a lower bound over all placements.
+    pub fn ideal(inst: &Instance, c: &ConfigCosts) -> Self {
+        let p = c.config.pp as usize;
+        let bw = c.ideal_comm(inst.fabric()).park_bw;
+        MipComm {
+            stage: CommCosts::ideal(inst, c),
+            park_bw: vec![vec![bw; p]; p],
+        }
+    }
+
+    /// A concrete placement's costs (parking without contention between pairs): a primal
+    /// heuristic that sees, say, the one stage whose group could not form a ring of neighbours.
+    pub fn of_placement(inst: &Instance, c: &ConfigCosts, g: &Placement) -> Self {
+        let p = c.config.pp as usize;
+        let mut park_bw = vec![vec![f64::INFINITY; p]; p];
+        for (j, row) in park_bw.iter_mut().enumerate() {
+            for (i, bw) in row.iter_mut().enumerate() {
+                if i == j {
+                    continue;
+                }
+                let pairs: Vec<_> = g
+                    .iter()
+                    .flat_map(|rep| rep[j].iter().copied().zip(rep[i].iter().copied()))
+                    .collect();
+                *bw = inst
+                    .fabric()
+                    .flows(&pairs)
+                    .iter()
+                    .map(|path| c.dram_bw_eff.min(path.bw_bytes_per_s * c.link_eff))
+                    .fold(f64::INFINITY, f64::min);
+            }
+        }
+        MipComm {
+            stage: CommCosts::of_placement(inst, c, g),
+            park_bw,
+        }
+    }
+}
+
+/// One per-configuration MIP, built and ready to solve or to score a plan: the one block of its
+/// own model, always on.
+pub struct StageMip<'a> {
+    model: Model,
+    block: ConfigBlock<'a>,
+}
+
+/// What one per-configuration solve found.
+#[derive(Debug, Clone)]
+pub struct StageMipResult {
+    /// Best plan found (default placement), if any.
+    pub plan: Option<Plan>,
+    /// Its MIP objective (seconds).
+    pub objective_s: f64,
+    /// Proven lower bound on every plan of this configuration (seconds).
+    pub bound_s: f64,
+    pub status: RawStatus,
+    pub nodes: u64,
+}
+
+impl<'a> StageMip<'a> {
+    /// Builds the MIP of one configuration. `fixed`: if given, the layers, modes and weight tiers
+    /// of every stage are fixed (the exhaustive search solves only the parking LP).
+    pub fn new(
+        inst: &Instance,
+        costs: &'a ConfigCosts,
+        comm: MipComm,
+        fixed: Option<&[Stage]>,
+    ) -> Self {
+        let mut model = Model::new();
+        let unit = time_unit(costs, &comm);
+        let block = ConfigBlock::add(&mut model, inst, costs, comm, fixed, None, unit);
+        StageMip { model, block }
+    }
+
+    /// Solves the MIP; `cutoff` prunes plans no better than a known one.
+    pub fn solve(self, opts: &SolverOptions, cutoff: Option<f64>) -> Result<StageMipResult, Error> {
+        let StageMip { model, block } = self;
+        // The objective per micro-batch: of order 1 like the rows, where the step (m stage times)
+        // would carry an (m - 1) coefficient of up to billions.
+        let per_micro_batch = 1.0 / (block.costs.m as f64).max(1.0);
+        let unit = block.time_unit / per_micro_batch;
+        let objective = block.objective() * per_micro_batch;
+        let solved = model.solve(objective, opts, cutoff.map(|c| c / unit), &[])?;
+        let plan = solved
+            .raw
+            .columns
+            .is_some()
+            .then(|| block.plan(&|v| solved.value(v)));
+        Ok(StageMipResult {
+            plan,
+            objective_s: solved.raw.objective * unit,
+            bound_s: solved.raw.dual_bound * unit,
+            status: solved.raw.status,
+            nodes: solved.raw.nodes,
+        })
+    }
+
+    /// The MIP objective at a plan of this configuration (its layers, modes, tiers and parking),
+    /// with the epigraph variables at their tightest values. Equals the evaluator's step time when
+    /// the placement achieves the ideal communication; below it otherwise.
+    pub fn objective_of(&self, plan: &Plan) -> f64 {
+        self.block.objective_of(plan)
+    }
+
+    /// Rows (constraints) handed to HiGHS.
+    pub fn rows(&self) -> usize {
+        self.model.rows()
+    }
+
+    /// Columns (variables) handed to HiGHS.
+    pub fn columns(&self) -> usize {
+        self.model.cols()
+    }
+}
+
+/// One stage's time per micro-batch with no recomputation: the MIP's time unit. The stage-time
+/// rows (`tau_max >= tau_j`) are then of order 1 whatever the micro-batch count, which stays a
+/// coefficient of the objective; a unit scaled to the whole step would push a four-billion
+/// micro-batch run's stage coefficients below HiGHS's smallest matrix value.
+pub(crate) fn time_unit(c: &ConfigCosts, comm: &MipComm) -> f64 {
+    let tp = comm
+        .stage
+        .tp_allreduce_s
+        .iter()
+        .copied()
+        .fold(0.0, f64::max);
+    let layer = c.layer_time_s(Tier::Dram, Recompute::None, tp);
+    let per_stage = c.model_layers as f64 * layer / c.config.pp as f64;
+    per_stage.max(1e-12)
+}

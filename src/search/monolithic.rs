@@ -1,0 +1,218 @@
+//! `solve` by the monolithic formulation: one MIP over many configurations at once
+//! ([`MonolithicMip`]), to benchmark against the decomposition of [`super::solve`].
+//!
+//! The candidates are the memory-feasible configurations in order of their cheap bound. One MIP
+//! over thousands of them may be too big, so the MIP takes the first `max_candidates`; every
+//! configuration left out is bounded by its cheap bound, so `min(MIP dual bound, cheap bound of
+//! the first one left out)` is still a true lower bound. If that leaves the gap open (or the
+//! first MIP has no feasible plan), the next `max_candidates` get a MIP of their own, with the
+//! incumbent as cutoff, until the next cheap bound is within the gap of the incumbent. With
+//! `max_candidates` at least the number of candidates it is one MIP over the whole space.
+
+use std::time::Instant;
+
+use crate::cost::config::ConfigCosts;
+use crate::cost::{evaluate_with, Evaluation};
+use crate::error::Error;
+use crate::formulation::monolithic::MonolithicMip;
+use crate::formulation::{RawStatus, SolverOptions, RELAXATIONS};
+use crate::instance::Instance;
+use crate::plan::Plan;
+
+use super::{
+    candidates, infeasible, local, progress_bar, ConfigStats, SearchOptions, Solution, Status,
+};
+
+/// Configurations in one monolithic MIP unless told otherwise.
+pub const DEFAULT_MAX_CANDIDATES: usize = 64;
+
+/// How the monolithic solve runs, beyond [`SearchOptions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonolithicOptions {
+    /// Configurations per MIP (at least 1).
+    pub max_candidates: usize,
+}
+
+impl Default for MonolithicOptions {
+    fn default() -> Self {
+        MonolithicOptions {
+            max_candidates: DEFAULT_MAX_CANDIDATES,
+        }
+    }
+}
+
+/// The size of the MIPs a monolithic solve built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MipSize {
+    /// MIPs solved.
+    pub mips: usize,
+    /// Rows and columns of the largest one.
+    pub rows: usize,
+    pub columns: usize,
+}
+
+/// [`solve_with`] with [`DEFAULT_MAX_CANDIDATES`] configurations per MIP.
+///
+/// ```no_run
+/// let inst = watos::Instance::load("instances/llama-30b-wafer.toml").unwrap();
+/// let sol = watos::search::monolithic::solve(&inst, &Default::default()).unwrap();
+/// assert!(sol.lower_bound_s <= sol.evaluation.step_time_s);
+/// ```
+pub fn solve(inst: &Instance, opts: &SearchOptions) -> Result<Solution, Error> {
+    solve_with(inst, opts, &MonolithicOptions::default()).map(|(s, _)| s)
+}
+
+/// The incumbent: best evaluated plan so far.
+struct Best {
+    eval: Evaluation,
+    plan: Plan,
+    mip_objective_s: f64,
+    config: usize,
+}
+
+/// Finds the plan with the smallest step time by monolithic MIPs over blocks of candidates (see
+/// the module documentation) and proves how far it can be from the best; also returns the size
+/// of the MIPs it built.
+///
+/// Each MIP is solved to half the requested gap, the other half left for what placement adds
+/// (as [`super::solve`] does); its plan is re-scored by the evaluator with the default
+/// placement, then refined by local search if asked.
+pub fn solve_with(
+    inst: &Instance,
+    opts: &SearchOptions,
+    mono: &MonolithicOptions,
+) -> Result<(Solution, MipSize), Error> {
+    let start = Instant::now();
+    let (cands, rejected, closest) = candidates(inst);
+    if cands.is_empty() {
+        return Err(infeasible(inst, closest, false));
+    }
+    let target = opts.solver.gap;
+    let per_mip = mono.max_candidates.max(1);
+    let deadline = opts
+        .solver
+        .time_limit_s
+        .map(|t| start + std::time::Duration::from_secs_f64(t.max(0.0)));
+    let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
+    let bar = progress_bar(opts.progress, cands.len() as u64);
+    let mut best: Option<Best> = None;
+    // Least dual bound of the MIPs solved so far; the candidates from `next` on are bounded by
+    // their cheap bounds.
+    let mut mip_bound = f64::INFINITY;
+    let mut next = 0;
+    let mut nodes = 0;
+    let mut limited = false;
+    let mut size = MipSize::default();
+    while next < cands.len() && !out_of_time() {
+        let incumbent = best.as_ref().map_or(f64::INFINITY, |b| b.eval.step_time_s);
+        if cands[next].bound_s >= incumbent * (1.0 - target) {
+            break;
+        }
+        let end = (next + per_mip).min(cands.len());
+        let block = &cands[next..end];
+        let mip = MonolithicMip::ideal(inst, &block.iter().map(|c| &c.costs).collect::<Vec<_>>());
+        size.mips += 1;
+        size.rows = size.rows.max(mip.rows());
+        size.columns = size.columns.max(mip.columns());
+        let mut o = SolverOptions {
+            gap: target / 2.0,
+            ..opts.solver
+        };
+        if let Some(d) = deadline {
+            o.time_limit_s = Some(
+                d.saturating_duration_since(Instant::now())
+                    .as_secs_f64()
+                    .max(0.01),
+            );
+        }
+        let res = mip.solve(&o, incumbent.is_finite().then_some(incumbent))?;
+        nodes += res.nodes;
+        limited |= res.status == RawStatus::Limit;
+        mip_bound = mip_bound.min(res.bound_s);
+        next = end;
+        bar.inc(block.len() as u64);
+        if let (Some(k), Some(raw)) = (res.choice, res.plan) {
+            let k = k + (end - block.len());
+            let (plan, eval) = score(inst, &cands[k].costs, raw)?;
+            if eval.feasible && eval.step_time_s < incumbent {
+                best = Some(Best {
+                    eval,
+                    plan,
+                    mip_objective_s: res.objective_s,
+                    config: k,
+                });
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let Some(best) = best else {
+        // As `super::solve`: a limit that stops the search before any plan is not infeasibility.
+        if limited || out_of_time() {
+            return Err(Error::Limit(format!(
+                "the limit ran out after {next} of {} configurations, before any feasible plan was found",
+                cands.len()
+            )));
+        }
+        return Err(infeasible(inst, closest, true));
+    };
+    let mip_plan_step_time_s = best.eval.step_time_s;
+    let (plan, evaluation) = if opts.local_search {
+        local::refine(inst, &cands[best.config].costs, best.plan, best.eval)
+    } else {
+        (best.plan, best.eval)
+    };
+    let left_out = cands.get(next).map_or(f64::INFINITY, |c| c.bound_s);
+    let lower_bound_s = mip_bound.min(left_out).min(evaluation.step_time_s);
+    let gap = (evaluation.step_time_s - lower_bound_s) / evaluation.step_time_s;
+    let status = if gap <= target + 1e-12 {
+        Status::Optimal
+    } else if out_of_time() {
+        Status::TimeLimit
+    } else if limited {
+        if opts.solver.node_limit.is_some() {
+            Status::NodeLimit
+        } else {
+            Status::TimeLimit
+        }
+    } else {
+        Status::PlacementGap
+    };
+    let solution = Solution {
+        gap,
+        plan,
+        evaluation,
+        lower_bound_s,
+        status,
+        solve_time_s: start.elapsed().as_secs_f64(),
+        mip_objective_s: best.mip_objective_s,
+        mip_plan_step_time_s,
+        configs: ConfigStats {
+            total: cands.len() + rejected,
+            memory_infeasible: rejected,
+            solved: next,
+            pruned: cands.len() - next,
+        },
+        nodes,
+        relaxations: RELAXATIONS.iter().map(|s| s.to_string()).collect(),
+        method: "monolithic".into(),
+    };
+    Ok((solution, size))
+}
+
+/// The evaluator's verdict on a MIP plan, default placement: as returned, or with its parking
+/// untangled if that is feasible and no slower (as [`super::solve`] does).
+fn score(inst: &Instance, costs: &ConfigCosts, raw: Plan) -> Result<(Plan, Evaluation), Error> {
+    let placement = raw
+        .placement(inst.fabric())
+        .map_err(crate::cost::plan_error)?;
+    let tidy = local::untangle_parking(&raw, &|j| costs.inflight(j));
+    let e_raw = evaluate_with(inst, &raw, costs, &placement);
+    let e_tidy = evaluate_with(inst, &tidy, costs, &placement);
+    Ok(
+        if e_tidy.feasible && e_tidy.step_time_s <= e_raw.step_time_s {
+            (tidy, e_tidy)
+        } else {
+            (raw, e_raw)
+        },
+    )
+}

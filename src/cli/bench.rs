@@ -59,7 +59,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Error> {
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
-    let bar = super::progress(!args.json, files.len() as u64, "instances");
+    let bar = crate::report::progress_bar(!args.json, files.len() as u64, "instances");
     let mut rows = Vec::new();
     for path in &files {
         bar.set_message(path.display().to_string());

@@ -144,20 +144,6 @@ impl InstanceArgs {
     }
 }
 
-/// A progress bar for work that takes seconds (hidden when output is JSON).
-pub(crate) fn progress(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
-        "{{spinner}} [{{bar:30}}] {{pos}}/{{len}} {what} {{msg}} ({{elapsed}})"
-    )) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
-}
-
 fn missing(flag: &str) -> Error {
     Error::invalid(
         flag,

@@ -32,6 +32,21 @@ pub fn fmt_pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
+/// A progress bar for work that takes seconds, counting `what`; hidden when output is JSON (and by
+/// indicatif itself when stderr is not a terminal).
+pub fn progress_bar(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{{spinner}} [{{bar:30}}] {{pos}}/{{len}} {what} {{msg}} ({{elapsed}})"
+    )) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
 fn table() -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);

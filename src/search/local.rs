@@ -11,6 +11,21 @@ use crate::plan::Plan;
 /// Evaluations local search may spend.
 pub const BUDGET: usize = 400;
 
+/// [`refine`] when `on`, the plan as it is otherwise.
+pub fn refine_if(
+    on: bool,
+    inst: &Instance,
+    costs: &ConfigCosts,
+    plan: Plan,
+    eval: Evaluation,
+) -> (Plan, Evaluation) {
+    if on {
+        refine(inst, costs, plan, eval)
+    } else {
+        (plan, eval)
+    }
+}
+
 /// Improves a plan; returns it with its evaluation (the input if nothing better was found).
 pub fn refine(
     inst: &Instance,

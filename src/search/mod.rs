@@ -229,17 +229,7 @@ impl Run<'_> {
             self.bounds[k] = self.bounds[k].max(res.bound_s);
         }
         if let Some(raw) = res.plan {
-            let placement = raw
-                .placement(self.inst.fabric())
-                .map_err(crate::cost::plan_error)?;
-            let tidy = local::untangle_parking(&raw, &|j| costs.inflight(j));
-            let e_raw = evaluate_with(self.inst, &raw, costs, &placement);
-            let e_tidy = evaluate_with(self.inst, &tidy, costs, &placement);
-            let (plan, eval) = if e_tidy.feasible && e_tidy.step_time_s <= e_raw.step_time_s {
-                (tidy, e_tidy)
-            } else {
-                (raw, e_raw)
-            };
+            let (plan, eval) = score(self.inst, costs, raw)?;
             if eval.feasible && eval.step_time_s < self.incumbent() {
                 self.best = Some(Best {
                     eval,
@@ -289,7 +279,7 @@ pub fn solve(inst: &Instance, opts: &SearchOptions) -> Result<Solution, Error> {
             .time_limit_s
             .map(|t| start + std::time::Duration::from_secs_f64(t)),
     };
-    let bar = progress_bar(opts.progress, cands.len() as u64);
+    let bar = crate::report::progress_bar(opts.progress, cands.len() as u64, "configurations");
     // Phase 1: configurations in order of their cheap bound.
     for (k, cand) in cands.iter().enumerate() {
         if run.bounds[k] >= run.incumbent() * (1.0 - target) || run.out_of_time() {
@@ -327,11 +317,13 @@ pub fn solve(inst: &Instance, opts: &SearchOptions) -> Result<Solution, Error> {
         return Err(infeasible(inst, closest, true));
     };
     let mip_plan_step_time_s = best.eval.step_time_s;
-    let (plan, evaluation) = if opts.local_search {
-        local::refine(inst, &cands[best.config].costs, best.plan, best.eval)
-    } else {
-        (best.plan, best.eval)
-    };
+    let (plan, evaluation) = local::refine_if(
+        opts.local_search,
+        inst,
+        &cands[best.config].costs,
+        best.plan,
+        best.eval,
+    );
     run.best = Some(Best {
         eval: evaluation,
         plan,
@@ -370,53 +362,104 @@ pub fn solve(inst: &Instance, opts: &SearchOptions) -> Result<Solution, Error> {
         .best
         .take()
         .ok_or_else(|| infeasible(inst, None, true))?;
-    let lower_bound_s = run.lower_bound().min(best.eval.step_time_s);
-    let gap = (best.eval.step_time_s - lower_bound_s) / best.eval.step_time_s;
-    let status = if gap <= target + 1e-12 {
-        Status::Optimal
-    } else if run.out_of_time() {
-        Status::TimeLimit
-    } else if run.limited {
-        if opts.solver.node_limit.is_some() {
-            Status::NodeLimit
-        } else {
-            Status::TimeLimit
-        }
-    } else {
-        Status::PlacementGap
-    };
     let solved = run.solved.iter().filter(|s| **s).count();
-    Ok(Solution {
-        gap,
-        plan: best.plan,
-        evaluation: best.eval,
-        lower_bound_s,
-        status,
-        solve_time_s: start.elapsed().as_secs_f64(),
-        mip_objective_s: best.mip_objective_s,
-        mip_plan_step_time_s,
-        configs: ConfigStats {
-            total: cands.len() + rejected,
-            memory_infeasible: rejected,
-            solved,
-            pruned: cands.len() - solved,
+    Ok(Solution::conclude(
+        Found {
+            plan: best.plan,
+            evaluation: best.eval,
+            bound_s: run.lower_bound(),
+            mip_objective_s: best.mip_objective_s,
+            mip_plan_step_time_s,
+            configs: ConfigStats {
+                total: cands.len() + rejected,
+                memory_infeasible: rejected,
+                solved,
+                pruned: cands.len() - solved,
+            },
+            nodes: run.nodes,
+            out_of_time: run.out_of_time(),
+            limited: run.limited,
         },
-        nodes: run.nodes,
-        relaxations: RELAXATIONS.iter().map(|s| s.to_string()).collect(),
-        method: "mip".into(),
-    })
+        &opts.solver,
+        start,
+        "mip",
+    ))
 }
 
-pub(crate) fn progress_bar(show: bool, len: u64) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
+/// What a search found and how it stopped.
+pub(crate) struct Found {
+    pub plan: Plan,
+    pub evaluation: Evaluation,
+    /// Least proven bound over the space (the plan's own step time caps it).
+    pub bound_s: f64,
+    pub mip_objective_s: f64,
+    pub mip_plan_step_time_s: f64,
+    pub configs: ConfigStats,
+    pub nodes: u64,
+    pub out_of_time: bool,
+    pub limited: bool,
+}
+
+impl Solution {
+    /// The gap and status of what a search found: optimal within the target; otherwise stopped by
+    /// time or nodes; otherwise the placement relaxation is what keeps the gap open.
+    pub(crate) fn conclude(
+        found: Found,
+        solver: &SolverOptions,
+        start: Instant,
+        method: &str,
+    ) -> Self {
+        let step = found.evaluation.step_time_s;
+        let lower_bound_s = found.bound_s.min(step);
+        let gap = (step - lower_bound_s) / step;
+        let status = if gap <= solver.gap + 1e-12 {
+            Status::Optimal
+        } else if found.out_of_time {
+            Status::TimeLimit
+        } else if found.limited {
+            if solver.node_limit.is_some() {
+                Status::NodeLimit
+            } else {
+                Status::TimeLimit
+            }
+        } else {
+            Status::PlacementGap
+        };
+        Solution {
+            gap,
+            plan: found.plan,
+            evaluation: found.evaluation,
+            lower_bound_s,
+            status,
+            solve_time_s: start.elapsed().as_secs_f64(),
+            mip_objective_s: found.mip_objective_s,
+            mip_plan_step_time_s: found.mip_plan_step_time_s,
+            configs: found.configs,
+            nodes: found.nodes,
+            relaxations: RELAXATIONS.iter().map(|s| s.to_string()).collect(),
+            method: method.into(),
+        }
     }
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} {msg} [{bar:30}] {pos}/{len} configurations ({elapsed})",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message("solving");
-    bar
+}
+
+/// The evaluator's verdict on a MIP plan, default placement: as returned, or with its parking
+/// untangled if that is feasible and no slower (both formulations do).
+pub(crate) fn score(
+    inst: &Instance,
+    costs: &ConfigCosts,
+    raw: Plan,
+) -> Result<(Plan, Evaluation), Error> {
+    let placement = raw
+        .placement(inst.fabric())
+        .map_err(crate::cost::plan_error)?;
+    let tidy = local::untangle_parking(&raw, &|j| costs.inflight(j));
+    let e_raw = evaluate_with(inst, &raw, costs, &placement);
+    let e_tidy = evaluate_with(inst, &tidy, costs, &placement);
+    Ok(
+        if e_tidy.feasible && e_tidy.step_time_s <= e_raw.step_time_s {
+            (tidy, e_tidy)
+        } else {
+            (raw, e_raw)
+        },
+    )
 }

@@ -11,17 +11,14 @@
 
 use std::time::Instant;
 
-use crate::cost::config::ConfigCosts;
-use crate::cost::{evaluate_with, Evaluation};
+use crate::cost::Evaluation;
 use crate::error::Error;
 use crate::formulation::monolithic::MonolithicMip;
-use crate::formulation::{RawStatus, SolverOptions, RELAXATIONS};
+use crate::formulation::{RawStatus, SolverOptions};
 use crate::instance::Instance;
 use crate::plan::Plan;
 
-use super::{
-    candidates, infeasible, local, progress_bar, ConfigStats, SearchOptions, Solution, Status,
-};
+use super::{candidates, infeasible, local, score, ConfigStats, Found, SearchOptions, Solution};
 
 /// Configurations in one monolithic MIP unless told otherwise.
 pub const DEFAULT_MAX_CANDIDATES: usize = 64;
@@ -94,7 +91,7 @@ pub fn solve_with(
         .time_limit_s
         .map(|t| start + std::time::Duration::from_secs_f64(t.max(0.0)));
     let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
-    let bar = progress_bar(opts.progress, cands.len() as u64);
+    let bar = crate::report::progress_bar(opts.progress, cands.len() as u64, "configurations");
     let mut best: Option<Best> = None;
     // Least dual bound of the MIPs solved so far; the candidates from `next` on are bounded by
     // their cheap bounds.
@@ -156,63 +153,34 @@ pub fn solve_with(
         return Err(infeasible(inst, closest, true));
     };
     let mip_plan_step_time_s = best.eval.step_time_s;
-    let (plan, evaluation) = if opts.local_search {
-        local::refine(inst, &cands[best.config].costs, best.plan, best.eval)
-    } else {
-        (best.plan, best.eval)
-    };
+    let (plan, evaluation) = local::refine_if(
+        opts.local_search,
+        inst,
+        &cands[best.config].costs,
+        best.plan,
+        best.eval,
+    );
     let left_out = cands.get(next).map_or(f64::INFINITY, |c| c.bound_s);
-    let lower_bound_s = mip_bound.min(left_out).min(evaluation.step_time_s);
-    let gap = (evaluation.step_time_s - lower_bound_s) / evaluation.step_time_s;
-    let status = if gap <= target + 1e-12 {
-        Status::Optimal
-    } else if out_of_time() {
-        Status::TimeLimit
-    } else if limited {
-        if opts.solver.node_limit.is_some() {
-            Status::NodeLimit
-        } else {
-            Status::TimeLimit
-        }
-    } else {
-        Status::PlacementGap
-    };
-    let solution = Solution {
-        gap,
-        plan,
-        evaluation,
-        lower_bound_s,
-        status,
-        solve_time_s: start.elapsed().as_secs_f64(),
-        mip_objective_s: best.mip_objective_s,
-        mip_plan_step_time_s,
-        configs: ConfigStats {
-            total: cands.len() + rejected,
-            memory_infeasible: rejected,
-            solved: next,
-            pruned: cands.len() - next,
+    let solution = Solution::conclude(
+        Found {
+            plan,
+            evaluation,
+            bound_s: mip_bound.min(left_out),
+            mip_objective_s: best.mip_objective_s,
+            mip_plan_step_time_s,
+            configs: ConfigStats {
+                total: cands.len() + rejected,
+                memory_infeasible: rejected,
+                solved: next,
+                pruned: cands.len() - next,
+            },
+            nodes,
+            out_of_time: out_of_time(),
+            limited,
         },
-        nodes,
-        relaxations: RELAXATIONS.iter().map(|s| s.to_string()).collect(),
-        method: "monolithic".into(),
-    };
+        &opts.solver,
+        start,
+        "monolithic",
+    );
     Ok((solution, size))
-}
-
-/// The evaluator's verdict on a MIP plan, default placement: as returned, or with its parking
-/// untangled if that is feasible and no slower (as [`super::solve`] does).
-fn score(inst: &Instance, costs: &ConfigCosts, raw: Plan) -> Result<(Plan, Evaluation), Error> {
-    let placement = raw
-        .placement(inst.fabric())
-        .map_err(crate::cost::plan_error)?;
-    let tidy = local::untangle_parking(&raw, &|j| costs.inflight(j));
-    let e_raw = evaluate_with(inst, &raw, costs, &placement);
-    let e_tidy = evaluate_with(inst, &tidy, costs, &placement);
-    Ok(
-        if e_tidy.feasible && e_tidy.step_time_s <= e_raw.step_time_s {
-            (tidy, e_tidy)
-        } else {
-            (raw, e_raw)
-        },
-    )
 }

@@ -333,45 +333,27 @@ pub(super) fn data_error(message: impl Into<String>, help: impl Into<String>) ->
     Error::invalid("data/measurements.toml", message, help)
 }
 
+/// The text of a file compiled into watos, as a source named after its place in the repository.
+fn embedded(
+    files: &[(&str, &'static str)],
+    dir: &str,
+    what: &str,
+    name: &str,
+) -> Result<SourceFile, Error> {
+    let (_, text) = files.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+        let known: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+        data_error(
+            format!("{what} `{name}` is not compiled into watos"),
+            format!("known: {}", known.join(", ")),
+        )
+    })?;
+    Ok(SourceFile::from_text(format!("{dir}/{name}.toml"), *text))
+}
+
 pub(super) fn load_hardware(name: &str) -> Result<Hardware, Error> {
-    let (_, text) = HARDWARE_FILES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .ok_or_else(|| {
-            data_error(
-                format!("hardware `{name}` is not compiled into watos"),
-                format!(
-                    "known: {}",
-                    HARDWARE_FILES
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })?;
-    Hardware::from_source(&SourceFile::from_text(
-        format!("hardware/{name}.toml"),
-        *text,
-    ))
+    Hardware::from_source(&embedded(HARDWARE_FILES, "hardware", "hardware", name)?)
 }
 
 pub(super) fn load_model(name: &str) -> Result<Model, Error> {
-    let (_, text) = MODEL_FILES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .ok_or_else(|| {
-            data_error(
-                format!("model `{name}` is not compiled into watos"),
-                format!(
-                    "known: {}",
-                    MODEL_FILES
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })?;
-    Model::from_source(&SourceFile::from_text(format!("models/{name}.toml"), *text))
+    Model::from_source(&embedded(MODEL_FILES, "models", "model", name)?)
 }

@@ -1,5 +1,7 @@
-//! Small instances built in code for the tests.
+//! Small instances built in code for the tests, and the binary's harness.
 #![allow(dead_code)]
+
+pub mod cli;
 
 use watos::hardware::Hardware;
 use watos::instance::Training;

@@ -1,0 +1,333 @@
+//! A 2D mesh of dies: links, dimension-ordered or fault-avoiding routes, rings and transfers
+//! that share links.
+
+use crate::error::FieldError;
+
+use super::{DeviceId, PathCost};
+
+/// A mesh of dies (several wafers stacked along rows), with faulty dies and links.
+#[derive(Debug, Clone)]
+pub struct Mesh {
+    pub rows: u32,
+    pub cols: u32,
+    pub(super) wafer_rows: u32,
+    pub(super) d2d_bw: f64,
+    pub(super) w2w_bw: f64,
+    pub(super) hop_latency_s: f64,
+    pub(super) w2w_latency_s: f64,
+    pub(super) healthy: Vec<bool>,
+    /// Directed link `device * 4 + dir` works (dir: 0 east, 1 west, 2 south, 3 north).
+    pub(super) link_ok: Vec<bool>,
+    /// With faults, `next[src * n + dst]` is the neighbour of `src` on a shortest healthy path.
+    pub(super) next: Option<Vec<u32>>,
+}
+
+pub(super) const DIRS: [(i64, i64); 4] = [(0, 1), (0, -1), (1, 0), (-1, 0)];
+pub(super) const NONE: u32 = u32::MAX;
+
+impl Mesh {
+    pub(super) fn n(&self) -> u32 {
+        self.rows * self.cols
+    }
+
+    pub(super) fn neighbour(&self, id: DeviceId, dir: u32) -> Option<DeviceId> {
+        let (r, c) = ((id / self.cols) as i64, (id % self.cols) as i64);
+        let (dr, dc) = DIRS[dir as usize];
+        let (nr, nc) = (r + dr, c + dc);
+        (nr >= 0 && nc >= 0 && nr < self.rows as i64 && nc < self.cols as i64)
+            .then(|| (nr as u32) * self.cols + nc as u32)
+    }
+
+    pub(super) fn link_bw(&self, link: u32) -> f64 {
+        let (id, dir) = (link / 4, link % 4);
+        let r = id / self.cols;
+        let crosses = match dir {
+            2 => (r + 1) % self.wafer_rows == 0,
+            3 => r % self.wafer_rows == 0,
+            _ => false,
+        };
+        if crosses {
+            self.w2w_bw
+        } else {
+            self.d2d_bw
+        }
+    }
+
+    pub(super) fn link_latency(&self, link: u32) -> f64 {
+        if self.link_bw(link) == self.d2d_bw {
+            self.hop_latency_s
+        } else {
+            self.w2w_latency_s
+        }
+    }
+
+    /// Dimension-ordered (column first) route without faults; table-driven shortest healthy
+    /// route with them. Appends directed link ids to `out`.
+    pub(super) fn route(&self, a: DeviceId, b: DeviceId, out: &mut Vec<u32>) {
+        if let Some(next) = &self.next {
+            let n = self.n();
+            let mut cur = a;
+            while cur != b {
+                let nb = next[(cur * n + b) as usize];
+                if nb == NONE {
+                    return;
+                }
+                let dir = (0..4)
+                    .find(|d| self.neighbour(cur, *d) == Some(nb))
+                    .unwrap_or(0);
+                out.push(cur * 4 + dir);
+                cur = nb;
+            }
+            return;
+        }
+        let (mut r, mut c) = (a / self.cols, a % self.cols);
+        let (br, bc) = (b / self.cols, b % self.cols);
+        while c != bc {
+            let dir = if bc > c { 0 } else { 1 };
+            out.push((r * self.cols + c) * 4 + dir);
+            c = if bc > c { c + 1 } else { c - 1 };
+        }
+        while r != br {
+            let dir = if br > r { 2 } else { 3 };
+            out.push((r * self.cols + c) * 4 + dir);
+            r = if br > r { r + 1 } else { r - 1 };
+        }
+    }
+
+    /// All-pairs next-hop table by breadth-first search over healthy links, neighbours tried in a
+    /// fixed order so that routes are deterministic.
+    pub(super) fn build_routes(&mut self) -> Result<(), FieldError> {
+        let n = self.n();
+        let mut next = vec![NONE; (n * n) as usize];
+        let mut queue = std::collections::VecDeque::new();
+        for dst in 0..n {
+            if !self.healthy[dst as usize] {
+                continue;
+            }
+            // BFS from the destination over reversed links: the parent is the next hop toward dst.
+            next[(dst * n + dst) as usize] = dst;
+            queue.push_back(dst);
+            while let Some(cur) = queue.pop_front() {
+                for dir in 0..4 {
+                    let Some(nb) = self.neighbour(cur, dir) else {
+                        continue;
+                    };
+                    let back = dir ^ 1;
+                    if self.link_ok[(nb * 4 + back) as usize]
+                        && next[(nb * n + dst) as usize] == NONE
+                    {
+                        next[(nb * n + dst) as usize] = cur;
+                        queue.push_back(nb);
+                    }
+                }
+            }
+        }
+        self.next = Some(next);
+        Ok(())
+    }
+
+    pub(super) fn connected(&self) -> bool {
+        let Some(next) = &self.next else { return true };
+        let n = self.n();
+        let healthy: Vec<u32> = (0..n).filter(|i| self.healthy[*i as usize]).collect();
+        healthy
+            .iter()
+            .all(|a| healthy.iter().all(|b| next[(a * n + b) as usize] != NONE))
+    }
+
+    pub(super) fn band_snake(&self, band: u32) -> Vec<DeviceId> {
+        let mut order = Vec::with_capacity(self.n() as usize);
+        let mut top = 0;
+        let mut forward = true;
+        while top < self.rows {
+            let height = band.min(self.rows - top);
+            let cols: Vec<u32> = if forward {
+                (0..self.cols).collect()
+            } else {
+                (0..self.cols).rev().collect()
+            };
+            for c in cols {
+                for r in top..top + height {
+                    let id = r * self.cols + c;
+                    if self.healthy[id as usize] {
+                        order.push(id);
+                    }
+                }
+            }
+            top += height;
+            forward = !forward;
+        }
+        order
+    }
+
+    pub(super) fn load(
+        &self,
+        edges: &[(DeviceId, DeviceId)],
+        loads: &mut [u32],
+        scratch: &mut Vec<u32>,
+    ) {
+        for (a, b) in edges {
+            scratch.clear();
+            self.route(*a, *b, scratch);
+            for l in scratch.iter() {
+                loads[*l as usize] += 1;
+            }
+        }
+    }
+
+    /// Each edge's share: the slowest link of its route divided among the edges using it.
+    pub(super) fn edge_cost(
+        &self,
+        a: DeviceId,
+        b: DeviceId,
+        loads: &[u32],
+        scratch: &mut Vec<u32>,
+    ) -> PathCost {
+        scratch.clear();
+        self.route(a, b, scratch);
+        let mut bw = f64::INFINITY;
+        let mut latency = 0.0;
+        for l in scratch.iter() {
+            bw = bw.min(self.link_bw(*l) / loads[*l as usize].max(1) as f64);
+            latency += self.link_latency(*l);
+        }
+        if scratch.is_empty() {
+            bw = 0.0;
+        }
+        PathCost {
+            bw_bytes_per_s: bw,
+            latency_s: latency,
+            hops: scratch.len() as u32,
+        }
+    }
+
+    /// Each group runs a unidirectional ring, or two half-rings in opposite directions, whichever
+    /// is faster given the links the other groups use: best responses until no group changes.
+    pub(super) fn rings(&self, groups: &[&[DeviceId]]) -> Vec<PathCost> {
+        let edges = |g: &[DeviceId], bidirectional: bool| -> Vec<(DeviceId, DeviceId)> {
+            let n = g.len();
+            if n < 2 {
+                return Vec::new();
+            }
+            let mut e: Vec<_> = (0..n).map(|i| (g[i], g[(i + 1) % n])).collect();
+            if bidirectional {
+                e.extend((0..n).map(|i| (g[(i + 1) % n], g[i])));
+            }
+            e
+        };
+        let mut scratch = Vec::new();
+        let mut bi = vec![true; groups.len()];
+        let mut loads = vec![0u32; (self.n() * 4) as usize];
+        let cost = |g: &[DeviceId],
+                    bidirectional: bool,
+                    loads: &[u32],
+                    scratch: &mut Vec<u32>|
+         -> PathCost {
+            let e = edges(g, bidirectional);
+            if e.is_empty() {
+                return PathCost {
+                    bw_bytes_per_s: f64::INFINITY,
+                    latency_s: 0.0,
+                    hops: 0,
+                };
+            }
+            let mut worst = PathCost {
+                bw_bytes_per_s: f64::INFINITY,
+                latency_s: 0.0,
+                hops: 0,
+            };
+            for (a, b) in e {
+                let c = self.edge_cost(a, b, loads, scratch);
+                worst.bw_bytes_per_s = worst.bw_bytes_per_s.min(c.bw_bytes_per_s);
+                worst.latency_s = worst.latency_s.max(c.latency_s);
+                worst.hops = worst.hops.max(c.hops);
+            }
+            // Two rings in opposite directions each carry half the data.
+            if bidirectional {
+                worst.bw_bytes_per_s *= 2.0;
+            }
+            worst
+        };
+        for _ in 0..8 {
+            loads.iter_mut().for_each(|l| *l = 0);
+            for (g, b) in groups.iter().zip(&bi) {
+                self.load(&edges(g, *b), &mut loads, &mut scratch);
+            }
+            let mut changed = false;
+            for (i, g) in groups.iter().enumerate() {
+                // Try the other choice with this group's own links swapped out.
+                let mut alt = loads.clone();
+                self.unload(&edges(g, bi[i]), &mut alt, &mut scratch);
+                self.load(&edges(g, !bi[i]), &mut alt, &mut scratch);
+                let now = cost(g, bi[i], &loads, &mut scratch).bw_bytes_per_s;
+                let other = cost(g, !bi[i], &alt, &mut scratch).bw_bytes_per_s;
+                if other > now * (1.0 + 1e-12) {
+                    bi[i] = !bi[i];
+                    loads = alt;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        loads.iter_mut().for_each(|l| *l = 0);
+        for (g, b) in groups.iter().zip(&bi) {
+            self.load(&edges(g, *b), &mut loads, &mut scratch);
+        }
+        groups
+            .iter()
+            .zip(&bi)
+            .map(|(g, b)| cost(g, *b, &loads, &mut scratch))
+            .collect()
+    }
+
+    pub(super) fn unload(
+        &self,
+        edges: &[(DeviceId, DeviceId)],
+        loads: &mut [u32],
+        scratch: &mut Vec<u32>,
+    ) {
+        for (a, b) in edges {
+            scratch.clear();
+            self.route(*a, *b, scratch);
+            for l in scratch.iter() {
+                loads[*l as usize] = loads[*l as usize].saturating_sub(1);
+            }
+        }
+    }
+
+    pub(super) fn flows(&self, pairs: &[(DeviceId, DeviceId)]) -> Vec<PathCost> {
+        let mut scratch = Vec::new();
+        let routes: Vec<Vec<u32>> = pairs
+            .iter()
+            .map(|(a, b)| {
+                scratch.clear();
+                self.route(*a, *b, &mut scratch);
+                scratch.clone()
+            })
+            .collect();
+        let mut users: std::collections::HashMap<u32, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (f, route) in routes.iter().enumerate() {
+            for l in route {
+                users.entry(*l).or_default().push(f);
+            }
+        }
+        let mut loads = vec![0u32; (self.n() * 4) as usize];
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(f, (a, b))| {
+                for l in &routes[f] {
+                    let others = users[l]
+                        .iter()
+                        .filter(|g| pairs[**g].0 != *a && pairs[**g].1 != *b)
+                        .count();
+                    loads[*l as usize] = 1 + others as u32;
+                }
+                self.edge_cost(*a, *b, &loads, &mut scratch)
+            })
+            .collect()
+    }
+}

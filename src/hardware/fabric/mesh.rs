@@ -160,19 +160,31 @@ impl Mesh {
         order
     }
 
+    /// Counts the edges' routes on their links (`step` +1), or takes them off again (-1).
+    pub(super) fn load_by(
+        &self,
+        edges: &[(DeviceId, DeviceId)],
+        loads: &mut [u32],
+        scratch: &mut Vec<u32>,
+        step: i32,
+    ) {
+        for (a, b) in edges {
+            scratch.clear();
+            self.route(*a, *b, scratch);
+            for l in scratch.iter() {
+                let v = &mut loads[*l as usize];
+                *v = v.saturating_add_signed(step);
+            }
+        }
+    }
+
     pub(super) fn load(
         &self,
         edges: &[(DeviceId, DeviceId)],
         loads: &mut [u32],
         scratch: &mut Vec<u32>,
     ) {
-        for (a, b) in edges {
-            scratch.clear();
-            self.route(*a, *b, scratch);
-            for l in scratch.iter() {
-                loads[*l as usize] += 1;
-            }
-        }
+        self.load_by(edges, loads, scratch, 1);
     }
 
     /// Each edge's share: the slowest link of its route divided among the edges using it.
@@ -257,7 +269,7 @@ impl Mesh {
             for (i, g) in groups.iter().enumerate() {
                 // Try the other choice with this group's own links swapped out.
                 let mut alt = loads.clone();
-                self.unload(&edges(g, bi[i]), &mut alt, &mut scratch);
+                self.load_by(&edges(g, bi[i]), &mut alt, &mut scratch, -1);
                 self.load(&edges(g, !bi[i]), &mut alt, &mut scratch);
                 let now = cost(g, bi[i], &loads, &mut scratch).bw_bytes_per_s;
                 let other = cost(g, !bi[i], &alt, &mut scratch).bw_bytes_per_s;
@@ -280,21 +292,6 @@ impl Mesh {
             .zip(&bi)
             .map(|(g, b)| cost(g, *b, &loads, &mut scratch))
             .collect()
-    }
-
-    pub(super) fn unload(
-        &self,
-        edges: &[(DeviceId, DeviceId)],
-        loads: &mut [u32],
-        scratch: &mut Vec<u32>,
-    ) {
-        for (a, b) in edges {
-            scratch.clear();
-            self.route(*a, *b, scratch);
-            for l in scratch.iter() {
-                loads[*l as usize] = loads[*l as usize].saturating_sub(1);
-            }
-        }
     }
 
     pub(super) fn flows(&self, pairs: &[(DeviceId, DeviceId)]) -> Vec<PathCost> {

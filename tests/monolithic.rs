@@ -123,11 +123,8 @@ proptest! {
     /// cheap bound of the ones left out then enters the bound, and later MIPs get a cutoff).
     #[test]
     fn monolithic_matches_decomposition_and_exhaustive(
-        layers in 2u32..=4, hidden in prop::sample::select(vec![64u32, 128, 256]), heads in prop::sample::select(vec![2u32, 4]),
-        seq in prop::sample::select(vec![64u32, 128, 256]), batch in prop::sample::select(vec![2u32, 4]),
-        gpus in 2u32..=4, dram_kb in 2_000f64..40_000.0, sram_kb in 0f64..4_000.0,
+        inst in switch_instances(),
     ) {
-        let inst = instance(model(layers, hidden, heads, 512), node(gpus, dram_kb * 1e-6, sram_kb * 1e-3), training(batch, seq), 2);
         check(&inst, &[1, 3, 64])?;
     }
 }

@@ -99,11 +99,8 @@ proptest! {
     /// <= solve's plan <= optimum / (1 - gap).
     #[test]
     fn mip_matches_exhaustive_on_a_switch(
-        layers in 2u32..=4, hidden in prop::sample::select(vec![64u32, 128, 256]), heads in prop::sample::select(vec![2u32, 4]),
-        seq in prop::sample::select(vec![64u32, 128, 256]), batch in prop::sample::select(vec![2u32, 4]),
-        gpus in 2u32..=4, dram_kb in 2_000f64..40_000.0, sram_kb in 0f64..4_000.0,
+        inst in switch_instances(),
     ) {
-        let inst = instance(model(layers, hidden, heads, 512), node(gpus, dram_kb * 1e-6, sram_kb * 1e-3), training(batch, seq), 2);
         check_against_exhaustive(&inst, true)?;
     }
 

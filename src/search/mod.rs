@@ -137,6 +137,21 @@ pub(crate) fn candidates(inst: &Instance) -> (Vec<Candidate>, usize, Option<(Con
     (out, rejected, closest)
 }
 
+/// The search ended without a plan: a limit stopped it first (not infeasibility), or nothing fits.
+pub(crate) fn no_plan(
+    inst: &Instance,
+    closest: Option<(Config, MemoryNeed)>,
+    stopped: bool,
+    settled: usize,
+    total: usize,
+) -> Error {
+    if stopped {
+        Error::Limit(format!("the limit ran out after {settled} of {total} configurations, before any feasible plan was found"))
+    } else {
+        infeasible(inst, closest, true)
+    }
+}
+
 /// Why nothing fits, with figures.
 pub(crate) fn infeasible(
     inst: &Instance,
@@ -292,14 +307,14 @@ pub fn solve(inst: &Instance, opts: &SearchOptions) -> Result<Solution, Error> {
     }
     bar.finish_and_clear();
     let Some(first) = run.best.as_ref() else {
-        if run.limited || run.out_of_time() {
-            return Err(Error::Limit(format!(
-                "the limit ran out after {} of {} configurations, before any feasible plan was found",
-                run.solved.iter().filter(|s| **s).count(),
-                cands.len()
-            )));
-        }
-        return Err(infeasible(inst, closest, true));
+        let settled = run.solved.iter().filter(|s| **s).count();
+        return Err(no_plan(
+            inst,
+            closest,
+            run.limited || run.out_of_time(),
+            settled,
+            cands.len(),
+        ));
     };
     // Phase 2: the incumbent's configuration with its own placement's communication.
     let k = first.config;

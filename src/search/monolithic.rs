@@ -18,7 +18,9 @@ use crate::formulation::{RawStatus, SolverOptions};
 use crate::instance::Instance;
 use crate::plan::Plan;
 
-use super::{candidates, infeasible, local, score, ConfigStats, Found, SearchOptions, Solution};
+use super::{
+    candidates, infeasible, local, no_plan, score, ConfigStats, Found, SearchOptions, Solution,
+};
 
 /// Configurations in one monolithic MIP unless told otherwise.
 pub const DEFAULT_MAX_CANDIDATES: usize = 64;
@@ -143,14 +145,13 @@ pub fn solve_with(
     }
     bar.finish_and_clear();
     let Some(best) = best else {
-        // As `super::solve`: a limit that stops the search before any plan is not infeasibility.
-        if limited || out_of_time() {
-            return Err(Error::Limit(format!(
-                "the limit ran out after {next} of {} configurations, before any feasible plan was found",
-                cands.len()
-            )));
-        }
-        return Err(infeasible(inst, closest, true));
+        return Err(no_plan(
+            inst,
+            closest,
+            limited || out_of_time(),
+            next,
+            cands.len(),
+        ));
     };
     let mip_plan_step_time_s = best.eval.step_time_s;
     let (plan, evaluation) = local::refine_if(

@@ -65,26 +65,20 @@ impl Scratch {
 
     /// Runs `watos args...` in this directory.
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = Command::new(BIN)
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run watos");
-        Run {
-            args: args.join(" "),
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        run_in(self.dir.path(), args)
     }
 }
 
 /// Runs `watos args...` in the crate's directory (for shipped files named relatively).
 pub fn run_here(args: &[&str]) -> Run {
+    run_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// Runs `watos args...` in `dir`, without colours, and keeps what it printed.
+pub fn run_in(dir: &Path, args: &[&str]) -> Run {
     let out = Command::new(BIN)
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(dir)
         .env("NO_COLOR", "1")
         .output()
         .expect("run watos");

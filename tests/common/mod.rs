@@ -54,3 +54,29 @@ pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
         ..proptest::test_runner::Config::default()
     }
 }
+
+/// Random small instances on one node, where every placement is ideal and the MIP is exact:
+/// 2-4 layers, hidden 64-256, 2-4 GPUs, DRAM from 2 MB (tight) to 40 MB (roomy), some SRAM.
+pub fn switch_instances() -> impl proptest::strategy::Strategy<Value = Instance> {
+    use proptest::prelude::*;
+    (
+        2u32..=4,
+        prop::sample::select(vec![64u32, 128, 256]),
+        prop::sample::select(vec![2u32, 4]),
+        prop::sample::select(vec![64u32, 128, 256]),
+        prop::sample::select(vec![2u32, 4]),
+        2u32..=4,
+        2_000f64..40_000.0,
+        0f64..4_000.0,
+    )
+        .prop_map(
+            |(layers, hidden, heads, seq, batch, gpus, dram_kb, sram_kb)| {
+                instance(
+                    model(layers, hidden, heads, 512),
+                    node(gpus, dram_kb * 1e-6, sram_kb * 1e-3),
+                    training(batch, seq),
+                    2,
+                )
+            },
+        )
+}

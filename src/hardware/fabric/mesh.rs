@@ -267,16 +267,19 @@ impl Mesh {
             }
             let mut changed = false;
             for (i, g) in groups.iter().enumerate() {
-                // Try the other choice with this group's own links swapped out.
-                let mut alt = loads.clone();
-                self.load_by(&edges(g, bi[i]), &mut alt, &mut scratch, -1);
-                self.load(&edges(g, !bi[i]), &mut alt, &mut scratch);
+                // Try the other choice with this group's own links swapped, in place; swap back
+                // unless it is faster.
                 let now = cost(g, bi[i], &loads, &mut scratch).bw_bytes_per_s;
-                let other = cost(g, !bi[i], &alt, &mut scratch).bw_bytes_per_s;
+                let (mine, other_edges) = (edges(g, bi[i]), edges(g, !bi[i]));
+                self.load_by(&mine, &mut loads, &mut scratch, -1);
+                self.load(&other_edges, &mut loads, &mut scratch);
+                let other = cost(g, !bi[i], &loads, &mut scratch).bw_bytes_per_s;
                 if other > now * (1.0 + 1e-12) {
                     bi[i] = !bi[i];
-                    loads = alt;
                     changed = true;
+                } else {
+                    self.load_by(&other_edges, &mut loads, &mut scratch, -1);
+                    self.load(&mine, &mut loads, &mut scratch);
                 }
             }
             if !changed {

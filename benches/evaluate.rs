@@ -1,7 +1,8 @@
 //! The evaluator is the hot path of local search and sweeps: how long one evaluation takes.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use watos::cost::{evaluate_with, Config, ConfigCosts, Recompute};
+use watos::cost::{evaluate_with, ConfigCosts};
+use watos::plan::{Config, Recompute};
 use watos::{Instance, Plan};
 
 fn gpt3_plan() -> (Instance, Plan) {

@@ -2,12 +2,12 @@
 //! GPT-3 175B on config 3 under 2 s, every shipped instance under 10 s.
 //!
 //! Second group: the same instances by the monolithic formulation (one MIP over the first
-//! `DEFAULT_MAX_CANDIDATES` configurations, `search::monolithic`), the alternative the
-//! decomposition is benchmarked against (context/formulation.md).
+//! `DEFAULT_MAX_CANDIDATES` configurations, `strategy::monolithic`), the alternative the
+//! decomposition is benchmarked against .
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use watos::formulation::SolverOptions;
-use watos::search::{monolithic, solve, SearchOptions};
+use watos::strategy::{monolithic, solve, SearchOptions, Silent};
 use watos::Instance;
 
 const INSTANCES: [&str; 3] = ["gpt3-175b-wafer", "llama-30b-wafer", "llama3-70b-wafer"];
@@ -28,7 +28,6 @@ fn options() -> SearchOptions {
             ..Default::default()
         },
         local_search: true,
-        progress: false,
     }
 }
 
@@ -52,7 +51,11 @@ fn solve_instances_monolithic(c: &mut Criterion) {
         let inst = load(name);
         let opts = options();
         group.bench_function(name, |b| {
-            b.iter(|| monolithic::solve(&inst, &opts).expect("solvable"))
+            b.iter(|| {
+                monolithic::solve_with(&inst, &opts, &Default::default(), &Silent)
+                    .map(|(s, _)| s)
+                    .expect("solvable")
+            })
         });
     }
     group.finish();

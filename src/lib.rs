@@ -1,8 +1,10 @@
 //! watos plans the training of large language models on wafer-scale chips.
 //!
-//! The pipeline: [`workload`] (models) -> [`hardware`] (wafer template, area) -> [`plan`] ->
-//! [`cost`] (the evaluator, single source of truth) -> `formulation` (MIP encodings) ->
-//! `search` -> `report` -> `cli`.
+//! Dependencies point down: [`workload`] (models as layer kinds) and [`hardware`] (wafer or
+//! cluster, fabric, area) -> [`instance`] -> [`plan`] -> [`placement`] -> [`cost`] (the evaluator and
+//! its stage model, the single source of truth) -> [`formulation`] (MIP encodings built from the
+//! stage model) -> [`solution`] -> [`strategy`] (the searches) -> [`validate`] -> [`report`] ->
+//! [`cli`].
 
 pub mod cost;
 pub mod error;
@@ -10,8 +12,10 @@ pub mod formulation;
 pub mod hardware;
 pub mod input;
 pub mod instance;
+pub mod placement;
 pub mod plan;
-pub mod search;
+pub mod solution;
+pub mod strategy;
 pub mod units;
 pub mod validate;
 pub mod workload;

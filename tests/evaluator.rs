@@ -1,7 +1,8 @@
 //! The evaluator end to end against numbers worked out by hand, on hardware chosen so that only
 //! the FLOPs count: efficiency 1, bandwidths so large that bytes cost nothing, zero latency.
 
-use watos::cost::{evaluate, Recompute};
+use watos::cost::evaluate;
+use watos::plan::Recompute;
 use watos::{Hardware, Instance, Model, Plan, Training};
 
 /// A 2-layer GPT (h 64, 2 heads, vocabulary 128, 32 learned positions) on two ideal devices.
@@ -119,11 +120,11 @@ fn a_plan_that_does_not_fit_names_what_overflows() {
     let e = evaluate(&inst, &Plan::uniform(2, 1, 1, 1, 1, Recompute::None)).unwrap();
     assert!(!e.feasible);
     let v = &e.violations[0];
-    assert_eq!(v.kind, "dram");
-    assert_eq!(v.needed_bytes, 2_248_192.0);
+    assert_eq!(v.kind(), watos::cost::ViolationKind::Dram);
+    assert_eq!(v.figures().0, 2_248_192.0);
+    let message = v.to_string();
     assert!(
-        v.message.contains("over by") && v.message.contains("optimizer"),
-        "{}",
-        v.message
+        message.contains("over by") && message.contains("optimizer"),
+        "{message}"
     );
 }

@@ -1,16 +1,18 @@
 //! The monolithic formulation (one MIP over many configurations) agrees with the decomposition
-//! (`search::solve`) and with exhaustive enumeration: same optimum within the gap, both bounds
+//! (`strategy::decomposition`) and with exhaustive enumeration: same optimum within the gap, both bounds
 //! below the exhaustive optimum, and its objective at its plan is the evaluator's.
 
 mod common;
 
 use common::*;
 use proptest::prelude::*;
-use watos::cost::{evaluate_ideal, Config, ConfigCosts, Recompute};
+use watos::cost::{evaluate_ideal, ConfigCosts};
 use watos::formulation::monolithic::MonolithicMip;
 use watos::formulation::{MipComm, SolverOptions, StageMip};
-use watos::search::monolithic::{self, MonolithicOptions};
-use watos::search::{self, exhaustive, SearchOptions, Status};
+use watos::plan::{Config, Recompute};
+use watos::solution::Status;
+use watos::strategy::monolithic::{self, MonolithicOptions};
+use watos::strategy::{self as search, exhaustive, SearchOptions};
 use watos::{Instance, Plan};
 
 fn opts(gap: f64, local_search: bool) -> SearchOptions {
@@ -23,7 +25,6 @@ fn opts(gap: f64, local_search: bool) -> SearchOptions {
             seed: 0,
         },
         local_search,
-        progress: false,
     }
 }
 
@@ -42,6 +43,7 @@ fn check(inst: &Instance, sizes: &[usize]) -> Result<(), TestCaseError> {
                     &MonolithicOptions {
                         max_candidates: *per_mip,
                     },
+                    &watos::strategy::Silent,
                 );
                 prop_assert!(
                     m.is_err(),
@@ -73,13 +75,14 @@ fn check(inst: &Instance, sizes: &[usize]) -> Result<(), TestCaseError> {
             &MonolithicOptions {
                 max_candidates: *per_mip,
             },
+            &watos::strategy::Silent,
         )
         .map_err(|err| {
             TestCaseError::fail(format!(
                 "exhaustive found {best} s, monolithic ({per_mip} per MIP) failed: {err}"
             ))
         })?;
-        prop_assert_eq!(m.method.as_str(), "monolithic");
+        prop_assert_eq!(m.method, watos::solution::Method::Monolithic);
         prop_assert!(size.mips >= 1 && size.rows > 0 && size.columns > 0);
         prop_assert!(m.evaluation.feasible);
         prop_assert!(
@@ -137,7 +140,7 @@ fn small() -> (Instance, Vec<ConfigCosts>) {
         training(4, 128),
         2,
     );
-    let costs = watos::formulation::space::configs(&inst)
+    let costs = watos::strategy::space::configs(&inst)
         .into_iter()
         .map(|c| ConfigCosts::new(&inst, c))
         .collect();
@@ -151,11 +154,11 @@ fn plan_of(c: &Config, layers: u32) -> Plan {
     plan.sequence_parallel = c.sequence_parallel;
     plan.zero1 = c.zero1;
     if let Some(s) = plan.stages.first_mut() {
-        s.recompute = watos::plan::RecomputeCounts {
+        s.recompute = vec![watos::plan::RecomputeCounts {
             none: s.layers - 1,
             selective: 0,
             full: 1,
-        };
+        }];
     }
     if c.pp > 1 {
         plan.stages[0].park.push(watos::plan::Park {
@@ -177,7 +180,7 @@ fn a_block_is_the_stand_alone_mip() {
     assert_eq!(mono.len(), costs.len());
     for (k, c) in costs.iter().enumerate() {
         let plan = plan_of(&c.config, inst.model.layers);
-        let alone = StageMip::new(&inst, c, MipComm::ideal(&inst, c), None).objective_of(&plan);
+        let alone = StageMip::new(c, MipComm::ideal(&inst, c), None).objective_of(&plan);
         let block = mono.objective_of(k, &plan).unwrap();
         let ideal = evaluate_ideal(&inst, &plan, c).step_time_s;
         assert!(
@@ -204,7 +207,7 @@ fn one_block_solves_like_the_stand_alone_mip() {
     };
     let mut compared = 0;
     for c in costs.iter().filter(|c| c.config.pp > 1).take(6) {
-        let alone = StageMip::new(&inst, c, MipComm::ideal(&inst, c), None)
+        let alone = StageMip::new(c, MipComm::ideal(&inst, c), None)
             .solve(&exact, None)
             .unwrap();
         let mono = MonolithicMip::ideal(&inst, &[c])
@@ -239,6 +242,7 @@ fn gpt3_on_config3_agrees_with_the_decomposition() {
         &inst,
         &opts(0.01, true),
         &MonolithicOptions { max_candidates: 8 },
+        &watos::strategy::Silent,
     )
     .unwrap();
     let d = search::solve(&inst, &opts(0.01, true)).unwrap();
@@ -260,8 +264,14 @@ fn gpt3_on_config3_agrees_with_the_decomposition() {
 fn an_instance_that_cannot_fit_is_explained() {
     let model = watos::Model::load(repo("models/gpt3-175b.toml")).unwrap();
     let inst = instance(model, wafer(2, 2, 70.0, 400.0, ""), training(8, 2048), 1);
-    let err = monolithic::solve(&inst, &opts(0.01, true))
-        .unwrap_err()
-        .to_string();
+    let err = monolithic::solve_with(
+        &inst,
+        &opts(0.01, true),
+        &Default::default(),
+        &watos::strategy::Silent,
+    )
+    .map(|(s, _)| s)
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("no feasible plan"), "{err}");
 }

@@ -6,7 +6,8 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use watos::formulation::{MipComm, SolverOptions, StageMip};
-use watos::search::{self, exhaustive, SearchOptions, Status};
+use watos::solution::Status;
+use watos::strategy::{self as search, exhaustive, SearchOptions};
 use watos::Instance;
 
 fn opts(gap: f64, local_search: bool) -> SearchOptions {
@@ -19,7 +20,6 @@ fn opts(gap: f64, local_search: bool) -> SearchOptions {
             seed: 0,
         },
         local_search,
-        progress: false,
     }
 }
 
@@ -104,6 +104,13 @@ proptest! {
         check_against_exhaustive(&inst, true)?;
     }
 
+    /// A model of two layer kinds (the first layers' FFN narrower or wider): the MIP, which keeps
+    /// the layers in order across stages with cumulative counts, agrees with enumeration.
+    #[test]
+    fn two_layer_kinds_agree_with_exhaustive(inst in two_kind_instances()) {
+        check_against_exhaustive(&inst, true)?;
+    }
+
     /// On a mesh the MIP prices communication at the best any placement allows: its bound stays
     /// below the exhaustive optimum of the evaluator, which charges real routes.
     #[test]
@@ -133,10 +140,10 @@ fn mip_objective_at_its_plan_is_at_most_the_evaluator_and_says_why() {
     // On the 7 x 8 wafer one tensor-parallel group of 8 has to sit in a 1 x 8 line, whose ring
     // runs one way at a time: the evaluator charges it, the bounding MIP does not.
     let inst = Instance::load(repo("instances/llama3-70b-wafer.toml")).unwrap();
-    let mut plan = watos::Plan::uniform(80, 1, 8, 7, 1, watos::cost::Recompute::None);
+    let mut plan = watos::Plan::uniform(80, 1, 8, 7, 1, watos::plan::Recompute::None);
     plan.sequence_parallel = true;
-    let costs = watos::cost::ConfigCosts::new(&inst, watos::cost::Config::of(&plan));
-    let mip = StageMip::new(&inst, &costs, MipComm::ideal(&inst, &costs), None);
+    let costs = watos::cost::ConfigCosts::new(&inst, watos::plan::Config::of(&plan));
+    let mip = StageMip::new(&costs, MipComm::ideal(&inst, &costs), None);
     let eval = watos::evaluate(&inst, &plan).unwrap();
     let relaxed = mip.objective_of(&plan);
     assert!(
@@ -148,7 +155,6 @@ fn mip_objective_at_its_plan_is_at_most_the_evaluator_and_says_why() {
     // With the placement's own communication the MIP agrees with the evaluator.
     let placement = plan.placement(inst.fabric()).unwrap();
     let exact = StageMip::new(
-        &inst,
         &costs,
         MipComm::of_placement(&inst, &costs, &placement),
         None,
@@ -198,17 +204,19 @@ proptest! {
         layers in 2u32..=6, pp in 1u32..=3, tp in prop::sample::select(vec![1u32, 2]),
         split in prop::collection::vec(0u32..100, 3), modes in prop::collection::vec(0u32..3, 6),
         park in prop::collection::vec((0u32..3, 0u32..3, 1u64..2_000_000), 0..4), mesh in any::<bool>(),
+        two_kinds in any::<bool>(),
     ) {
         let pp = pp.min(layers);
         let hw = if mesh { wafer(2, 3, 0.05, 1.0, "") } else { node(6, 0.05, 1.0) };
-        let inst = instance(model(layers, 128, 4, 512), hw, training(4, 128), 2);
-        let mut plan = watos::Plan::uniform(layers, 1, tp, pp, 2, watos::cost::Recompute::None);
+        let m = if two_kinds { two_kind_model(layers, 1, 128, 1024) } else { model(layers, 128, 4, 512) };
+        let inst = instance(m, hw, training(4, 128), 2);
+        let mut plan = watos::Plan::uniform(layers, 1, tp, pp, 2, watos::plan::Recompute::None);
         // Shift layers between stages and spread them over the modes.
         for (j, s) in plan.stages.iter_mut().enumerate() {
             let n = s.layers;
             let full = (split[j % 3] * n / 100).min(n);
             let sel = ((n - full) * modes[j % 6] / 3).min(n - full);
-            s.recompute = watos::plan::RecomputeCounts { none: n - full - sel, selective: sel, full };
+            s.recompute = vec![watos::plan::RecomputeCounts { none: n - full - sel, selective: sel, full }];
         }
         for (from, to, bytes) in park {
             let (from, to) = (from % pp, to % pp);
@@ -217,8 +225,8 @@ proptest! {
                 plan.stages[from as usize].park.push(watos::plan::Park { to, what, bytes });
             }
         }
-        let costs = watos::cost::ConfigCosts::new(&inst, watos::cost::Config::of(&plan));
-        let mip = StageMip::new(&inst, &costs, MipComm::ideal(&inst, &costs), None);
+        let costs = watos::cost::ConfigCosts::new(&inst, watos::plan::Config::of(&plan));
+        let mip = StageMip::new(&costs, MipComm::ideal(&inst, &costs), None);
         let ideal = watos::cost::evaluate_ideal(&inst, &plan, &costs).step_time_s;
         let at = mip.objective_of(&plan);
         prop_assert!((at - ideal).abs() <= 1e-9 * ideal, "MIP {at} vs ideal evaluator {ideal}");

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use watos::cost::{evaluate, Recompute};
+use watos::cost::evaluate;
 use watos::instance::{GradDtype, Optimizer, Precision};
+use watos::plan::Recompute;
 use watos::units::{GIB, MS};
 use watos::validate::{
     self, Group, Measurements, Quantity, Row, Validation, MAX_MEAN_LAYER_TIME_ERROR,

@@ -9,12 +9,13 @@ use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::Serialize;
 
-use crate::cost::{evaluate_with, Config, ConfigCosts};
+use crate::cost::{evaluate_with, ConfigCosts};
 use crate::error::Error;
 use crate::formulation::SolverOptions;
 use crate::instance::Instance;
-use crate::report::{fmt_s, plan_summary};
-use crate::search::{self, SearchOptions};
+use crate::plan::Config;
+use crate::report::fmt_s;
+use crate::strategy::{self, SearchOptions};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -59,10 +60,14 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Error> {
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
-    let bar = crate::report::progress_bar(!args.json, files.len() as u64, "instances");
+    let bar = super::Progress::new(!args.json);
+    {
+        use crate::strategy::Observer;
+        bar.start(files.len() as u64, "instances");
+    }
     let mut rows = Vec::new();
     for path in &files {
-        bar.set_message(path.display().to_string());
+        bar.0.set_message(path.display().to_string());
         let inst = Instance::load(path)?;
         let opts = SearchOptions {
             solver: SolverOptions {
@@ -71,9 +76,8 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Error> {
                 ..Default::default()
             },
             local_search: true,
-            progress: false,
         };
-        let sol = search::solve(&inst, &opts)?;
+        let sol = strategy::solve(&inst, &opts)?;
         let costs = ConfigCosts::new(&inst, Config::of(&sol.plan));
         let placement = sol
             .plan
@@ -86,19 +90,19 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Error> {
         }
         rows.push(BenchRow {
             instance: inst.name.clone(),
-            plan: plan_summary(&sol.plan),
+            plan: sol.plan.to_string(),
             step_time_s: sol.evaluation.step_time_s,
             lower_bound_s: sol.lower_bound_s,
             gap: sol.gap,
-            status: format!("{:?}", sol.status).to_lowercase(),
+            status: sol.status.to_string(),
             solve_time_s: sol.solve_time_s,
             mips_solved: sol.configs.solved,
             configurations: sol.configs.total,
             evaluate_s: start.elapsed().as_secs_f64() / reps as f64,
         });
-        bar.inc(1);
+        bar.0.inc(1);
     }
-    bar.finish_and_clear();
+    bar.0.finish_and_clear();
     if args.json {
         println!(
             "{}",

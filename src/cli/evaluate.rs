@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::cost::{evaluate, Recompute};
+use crate::cost::evaluate;
 use crate::error::{Error, FieldError};
 use crate::plan::Plan;
+use crate::plan::Recompute;
 
 use super::InstanceArgs;
 

@@ -144,6 +144,40 @@ impl InstanceArgs {
     }
 }
 
+/// The progress of a search: an `indicatif` bar on stderr (hidden when the output is JSON, and by
+/// indicatif itself when stderr is not a terminal).
+pub struct Progress(indicatif::ProgressBar);
+
+impl Progress {
+    /// A bar, shown when `show`.
+    pub fn new(show: bool) -> Self {
+        Progress(if show {
+            indicatif::ProgressBar::new(0)
+        } else {
+            indicatif::ProgressBar::hidden()
+        })
+    }
+}
+
+impl crate::strategy::Observer for Progress {
+    fn start(&self, total: u64, what: &str) {
+        self.0.set_length(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} [{{bar:30}}] {{pos}}/{{len}} {what} {{msg}} ({{elapsed}})"
+        )) {
+            self.0.set_style(style.progress_chars("=> "));
+        }
+    }
+
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
 fn missing(flag: &str) -> Error {
     Error::invalid(
         flag,

@@ -7,9 +7,9 @@ use clap::Args;
 
 use crate::error::Error;
 use crate::formulation::SolverOptions;
-use crate::search::{self, SearchOptions};
+use crate::strategy::{self, SearchOptions};
 
-use super::InstanceArgs;
+use super::{InstanceArgs, Progress};
 
 #[derive(Debug, Args)]
 pub struct SolveArgs {
@@ -30,11 +30,13 @@ pub struct SolveArgs {
     /// HiGHS random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: i32,
-    /// Enumerate the whole space instead (small instances only).
+    /// Enumerate the whole space instead (small instances only); the same as
+    /// `--formulation exhaustive`.
     #[arg(long, conflicts_with = "formulation")]
     pub exhaustive: bool,
     /// `decomposition`: branch-and-bound over configurations with one MIP each (fast);
-    /// `monolithic`: one MIP choosing among configurations, for comparison.
+    /// `monolithic`: one MIP choosing among configurations, for comparison; `exhaustive`: every
+    /// plan enumerated (small instances).
     #[arg(long, value_enum, default_value = "decomposition")]
     pub formulation: FormulationArg,
     /// Keep the MIP's plan as it is (no evaluator-scored refinement).
@@ -52,6 +54,18 @@ pub struct SolveArgs {
 pub enum FormulationArg {
     Decomposition,
     Monolithic,
+    Exhaustive,
+}
+
+impl FormulationArg {
+    /// The strategy's name (`strategy::NAMES`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FormulationArg::Decomposition => "decomposition",
+            FormulationArg::Monolithic => "monolithic",
+            FormulationArg::Exhaustive => "exhaustive",
+        }
+    }
 }
 
 pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
@@ -77,25 +91,24 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
         node_limit: args.node_limit,
         seed: args.seed,
     };
-    let search_opts = || SearchOptions {
+    let name = if args.exhaustive {
+        "exhaustive"
+    } else {
+        args.formulation.name()
+    };
+    let chosen = strategy::by_name(name).ok_or_else(|| {
+        Error::invalid(
+            "--formulation",
+            format!("no strategy {name}"),
+            strategy::NAMES.join(", "),
+        )
+    })?;
+    let opts = SearchOptions {
         solver,
         local_search: !args.no_local_search,
-        progress: !args.json,
     };
-    let mut sol = if args.exhaustive {
-        search::exhaustive::solve(&inst, &solver)?
-    } else if args.formulation == FormulationArg::Monolithic {
-        search::monolithic::solve(&inst, &search_opts())?
-    } else {
-        search::solve(
-            &inst,
-            &SearchOptions {
-                solver,
-                local_search: !args.no_local_search,
-                progress: !args.json,
-            },
-        )?
-    };
+    let progress = Progress::new(!args.json);
+    let mut sol = chosen.solve(&inst, &opts, &progress)?;
     sol.plan
         .pin_placement(inst.fabric())
         .map_err(crate::cost::plan_error)?;
@@ -108,7 +121,7 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
                 sol.evaluation.step_time_s,
                 sol.lower_bound_s,
                 sol.gap,
-                sol.plan.to_toml()
+                sol.plan.to_toml()?
             ),
         )
         .map_err(|e| Error::Io {

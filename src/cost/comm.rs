@@ -1,9 +1,17 @@
-//! Communication times: collectives and point-to-point transfers over paths the fabric prices.
+//! Communication: the time of collectives and point-to-point transfers over paths the fabric
+//! prices, and what one configuration's communication costs per stage on a placement or at the
+//! best any placement allows.
 
 use crate::hardware::fabric::PathCost;
+use crate::hardware::{DeviceId, Fabric};
+use crate::instance::Instance;
+use crate::placement::Placement;
+
+use super::config::ConfigCosts;
+use super::stage::StageComm;
 
 /// Ring all-reduce of `bytes` over `n` devices: `2 (n-1)/n * S / B + 2 (n-1) * alpha`
-/// (physics.md; Patarasuk and Yuan 2009). `B` is the path's bandwidth times the link efficiency.
+/// (Patarasuk and Yuan, JPDC 2009; Thakur et al., IJHPCA 2005). `B` is the path's bandwidth times the link efficiency.
 ///
 /// ```
 /// use watos::hardware::fabric::PathCost;
@@ -19,11 +27,24 @@ pub fn ring_allreduce_s(n: u32, bytes: f64, path: PathCost, link_eff: f64) -> f6
 /// Ring reduce-scatter or all-gather of `bytes` (the whole buffer) over `n` devices: half an
 /// all-reduce, `(n-1)/n * S / B + (n-1) * alpha`.
 pub fn ring_half_s(n: u32, bytes: f64, path: PathCost, link_eff: f64) -> f64 {
-    if n < 2 || bytes <= 0.0 {
+    if bytes <= 0.0 {
         return 0.0;
     }
+    let (per_byte, fixed) = ring_half_affine(n, path, link_eff);
+    per_byte * bytes + fixed
+}
+
+/// [`ring_half_s`] of a non-empty buffer as `(seconds per byte, seconds)`: `(n-1)/n / B` and
+/// `(n-1) alpha`; both 0 for fewer than two devices.
+pub fn ring_half_affine(n: u32, path: PathCost, link_eff: f64) -> (f64, f64) {
+    if n < 2 {
+        return (0.0, 0.0);
+    }
     let n = n as f64;
-    (n - 1.0) / n * bytes / (path.bw_bytes_per_s * link_eff) + (n - 1.0) * path.latency_s
+    (
+        (n - 1.0) / n / (path.bw_bytes_per_s * link_eff),
+        (n - 1.0) * path.latency_s,
+    )
 }
 
 /// One message of `bytes` over a path, cut-through: `alpha * hops + S / B` (the fabric already
@@ -33,6 +54,172 @@ pub fn p2p_s(bytes: f64, path: PathCost, link_eff: f64) -> f64 {
         return 0.0;
     }
     path.latency_s + bytes / (path.bw_bytes_per_s * link_eff)
+}
+
+/// Communication of one configuration, per stage: on a concrete placement (what the evaluator
+/// charges) or at the best any placement allows (what the bounding MIP charges).
+#[derive(Debug, Clone)]
+pub struct CommCosts {
+    /// One tensor-parallel all-reduce on the stage's groups (slowest replica).
+    pub tp_allreduce_s: Vec<f64>,
+    /// Pipeline sends of one micro-batch out of the stage, forward and backward.
+    pub p2p_s: Vec<f64>,
+    /// Paths of the stage's data-parallel rings (one per tensor-parallel rank; empty without
+    /// data parallelism).
+    pub dp_paths: Vec<Vec<PathCost>>,
+    /// Tied-embedding gradient all-reduce between the first and last stage.
+    pub tied_s: f64,
+}
+
+impl CommCosts {
+    /// Communication on a placement: rings and transfers of every group at once, sharing links.
+    pub fn of_placement(inst: &Instance, c: &ConfigCosts, g: &Placement) -> Self {
+        let fabric = inst.fabric();
+        let (p, t) = (c.config.pp as usize, c.config.tp as usize);
+        let eff = c.link_eff;
+        let tp_groups: Vec<&[DeviceId]> = g.groups().collect();
+        let mut tp_allreduce_s = vec![0.0; p];
+        for (i, path) in fabric.rings(&tp_groups).iter().enumerate() {
+            let j = i % p;
+            tp_allreduce_s[j] = f64::max(
+                tp_allreduce_s[j],
+                ring_allreduce_s(c.config.tp, c.tp_bytes, *path, eff),
+            );
+        }
+        // Every rank sends its shard to the same rank of the next stage. In 1F1B the forward sends
+        // of all stages overlap each other, and so do the backward sends, but a stage never sends
+        // both ways at once: two phases.
+        let mut send_fwd = vec![0.0f64; p];
+        let mut send_bwd = vec![0.0f64; p];
+        for forward in [true, false] {
+            let mut pairs = Vec::new();
+            let mut senders = Vec::new();
+            for r in 0..g.replicas() {
+                let rep = g.replica(r);
+                for j in 0..p.saturating_sub(1) {
+                    for (a, b) in rep[j].iter().zip(&rep[j + 1]) {
+                        pairs.push(if forward { (*a, *b) } else { (*b, *a) });
+                        senders.push(if forward { j } else { j + 1 });
+                    }
+                }
+            }
+            let slots = if forward {
+                &mut send_fwd
+            } else {
+                &mut send_bwd
+            };
+            for (j, path) in senders.iter().zip(&fabric.flows(&pairs)) {
+                slots[*j] = slots[*j].max(p2p_s(c.p2p_bytes, *path, eff));
+            }
+        }
+        // With interleaving the wrap-around transfer (last device to first) costs about a forward send.
+        let wrap = send_fwd.iter().copied().fold(0.0, f64::max);
+        let p2p_s = (0..p)
+            .map(|j| {
+                let (nf, nb) = c.p2p_sends(j as u32);
+                nf * if j + 1 < p { send_fwd[j] } else { wrap }
+                    + nb * if j > 0 { send_bwd[j] } else { wrap }
+            })
+            .collect();
+        let mut dp_paths = vec![Vec::new(); p];
+        if c.config.dp > 1 {
+            let rings: Vec<Vec<DeviceId>> = (0..p)
+                .flat_map(|j| (0..t).map(move |k| (j, k)))
+                .map(|(j, k)| (0..g.replicas()).map(|r| g.group(r, j)[k]).collect())
+                .collect();
+            let refs: Vec<&[DeviceId]> = rings.iter().map(|r| r.as_slice()).collect();
+            for (i, path) in fabric.rings(&refs).into_iter().enumerate() {
+                dp_paths[i / t].push(path);
+            }
+        }
+        let mut tied_s = 0.0;
+        if c.tied_sync_bytes > 0.0 {
+            let pairs: Vec<[DeviceId; 2]> = (0..g.replicas())
+                .flat_map(|r| (0..t).map(move |k| [g.group(r, 0)[k], g.group(r, p - 1)[k]]))
+                .collect();
+            let refs: Vec<&[DeviceId]> = pairs.iter().map(|x| x.as_slice()).collect();
+            tied_s = fabric
+                .rings(&refs)
+                .iter()
+                .map(|path| c.tied_sync_s(*path))
+                .fold(0.0, f64::max);
+        }
+        CommCosts {
+            tp_allreduce_s,
+            p2p_s,
+            dp_paths,
+            tied_s,
+        }
+    }
+
+    /// Communication at the best any placement allows: a lower bound on [`CommCosts::of_placement`]
+    /// for every placement.
+    pub fn ideal(inst: &Instance, c: &ConfigCosts) -> Self {
+        let ideal = IdealComm::of(c, inst.fabric());
+        let p = c.config.pp as usize;
+        CommCosts {
+            tp_allreduce_s: vec![ideal.tp_allreduce_s; p],
+            p2p_s: (0..p as u32)
+                .map(|j| {
+                    let (nf, nb) = c.p2p_sends(j);
+                    (nf + nb) * ideal.p2p_s
+                })
+                .collect(),
+            dp_paths: vec![
+                if c.config.dp > 1 {
+                    vec![ideal.dp_path]
+                } else {
+                    Vec::new()
+                };
+                p
+            ],
+            tied_s: c.tied_sync_s(ideal.tied_path),
+        }
+    }
+
+    /// The communication of stage `j` in the stage model's terms.
+    pub fn stage<'a>(&'a self, c: &ConfigCosts, j: u32, dp_overlap: bool) -> StageComm<'a> {
+        let ju = j as usize;
+        let end = j == 0 || j + 1 == c.config.pp;
+        StageComm {
+            tp_allreduce_s: self.tp_allreduce_s[ju],
+            p2p_s: self.p2p_s[ju],
+            dp_paths: &self.dp_paths[ju],
+            tied_s: if end { self.tied_s } else { 0.0 },
+            dp_overlap,
+        }
+    }
+}
+
+/// Communication at the best any placement allows.
+#[derive(Debug, Clone, Copy)]
+pub struct IdealComm {
+    pub tp_allreduce_s: f64,
+    pub p2p_s: f64,
+    /// Bandwidth of a parking transfer: the slower of DRAM and one uncontended link.
+    pub park_bw: f64,
+    pub dp_path: PathCost,
+    pub tied_path: PathCost,
+}
+
+impl IdealComm {
+    /// Ideal (placement-free) communication of a configuration: the lower bounds the MIP uses.
+    pub fn of(c: &ConfigCosts, fabric: &Fabric) -> Self {
+        let cfg = c.config;
+        let flow = fabric.ideal_flow();
+        IdealComm {
+            tp_allreduce_s: ring_allreduce_s(
+                cfg.tp,
+                c.tp_bytes,
+                fabric.ideal_ring(cfg.tp),
+                c.link_eff,
+            ),
+            p2p_s: p2p_s(c.p2p_bytes, flow, c.link_eff),
+            park_bw: c.dram_bw_eff.min(flow.bw_bytes_per_s * c.link_eff),
+            dp_path: fabric.ideal_ring(cfg.dp),
+            tied_path: fabric.ideal_ring(2),
+        }
+    }
 }
 
 #[cfg(test)]

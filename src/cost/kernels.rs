@@ -1,7 +1,7 @@
 //! Time of one layer's passes on one device: a roofline per operator.
 //!
-//! Each operator costs `max(FLOPs / (peak * eff), DRAM bytes / (DRAM bw * eff_dram))` (physics.md,
-//! "Time"). Matrix multiplies reach `eff = gemm * prod over M, N, K of d / (d + half)`: large
+//! Each operator costs `max(FLOPs / (peak * eff), DRAM bytes / (DRAM bw * eff_dram))` (the roofline
+//! of Williams et al., CACM 2009). Matrix multiplies reach `eff = gemm * prod over M, N, K of d / (d + half)`: large
 //! multiplies approach `gemm`, thin ones (a 128-wide head) lose a third. Under `Kernels` execution
 //! (GPUs) every operator reads its inputs from and writes its outputs to DRAM, with Megatron-LM's
 //! fused kernels (scale-mask-softmax, bias-GELU, bias-dropout-add). Under `Dataflow` execution
@@ -11,7 +11,8 @@
 
 use crate::hardware::{Efficiency, Execution};
 
-use super::memory::{ActShape, Recompute};
+use super::memory::ActShape;
+use crate::plan::Recompute;
 
 /// Share of SRAM for streaming buffers and fused intermediates; the rest may hold weights.
 pub const SRAM_STREAM_FRACTION: f64 = 0.5;
@@ -158,111 +159,13 @@ pub struct ModeCost {
     pub recompute: Pass,
 }
 
-/// Operators of one layer: forward, backward, and the attention core (recomputed by `Selective`).
-struct LayerOps {
-    fwd: Vec<Op>,
-    bwd: Vec<Op>,
-    core_fwd: Vec<Op>,
-}
-
-/// Builds a layer's operators for one device of a tensor-parallel group.
-/// `weights_in_sram`: the weights do not stream from DRAM. `grad_bytes`: bytes per gradient element.
-fn layer_ops(s: &ActShape, r: &Rates, weights_in_sram: bool, grad_bytes: f64) -> LayerOps {
-    let (t, h, hkv, f) = (s.tp, s.hidden, s.kv_hidden, s.ffn);
-    let tokens = s.seq * s.micro_batch;
-    let e = tokens * h;
-    let rep = s.replicated_share();
-    let up = if s.swiglu { 2.0 * f } else { f };
-    let scores = s.heads * s.seq * s.seq * s.micro_batch / t;
-    let w = |k: f64, n: f64| {
-        if weights_in_sram {
-            Some(0.0)
-        } else {
-            Some(2.0 * k * n)
-        }
-    };
-    // (input width, output width) of the four matrices on one device.
-    let mats = [
-        (h, (h + 2.0 * hkv) / t),
-        (h / t, h),
-        (h, up / t),
-        (f / t, h),
-    ];
-    let mut fwd = Vec::new();
-    let mut bwd = Vec::new();
-    let mut core_fwd = Vec::new();
-    let dropout_add = if s.dropout { 7.0 } else { 6.0 } * e * rep;
-    let (act_fwd, act_bwd) = if s.swiglu { (6.0, 10.0) } else { (4.0, 6.0) };
-    for (i, (k, n)) in mats.iter().copied().enumerate() {
-        // Norm before QKV and before the MLP: read x, write y; backward reads x and dy, writes dx.
-        if i == 0 || i == 2 {
-            fwd.push(r.elementwise(4.0 * e * rep));
-            bwd.push(r.elementwise(6.0 * e * rep));
-        }
-        fwd.push(r.gemm(tokens, n, k, 1.0, w(k, n)));
-        // Data gradient (dY W^T) and weight gradient (X^T dY, accumulated into the gradient buffer).
-        bwd.push(r.gemm(tokens, k, n, 1.0, w(k, n)));
-        bwd.push(r.wgrad(tokens, k, n, grad_bytes));
-        match i {
-            0 => {
-                // Attention core.
-                if s.flash {
-                    // FlashAttention: scores never reach DRAM; the causal half is skipped; the
-                    // backward recomputes scores (2.5x the forward FLOPs, Dao 2023).
-                    let flops = 0.5 * 4.0 * tokens * s.seq * h / t;
-                    let io = 2.0 * (2.0 * e + 2.0 * tokens * hkv) / t;
-                    let op = Op {
-                        flops,
-                        bytes: io,
-                        eff: r.eff.attention,
-                    };
-                    fwd.push(op);
-                    bwd.push(Op {
-                        flops: 2.5 * flops,
-                        bytes: 2.0 * io,
-                        eff: r.eff.attention,
-                    });
-                } else {
-                    let hd = h / s.heads;
-                    let batch = s.micro_batch * s.heads / t;
-                    let qk = Op {
-                        bytes: 2.0 * tokens * (h + hkv) / t + 2.0 * scores,
-                        ..r.gemm(s.seq, s.seq, hd, batch, Some(0.0))
-                    };
-                    let av = Op {
-                        bytes: 2.0 * scores + 2.0 * tokens * (hkv + h) / t,
-                        ..r.gemm(s.seq, hd, s.seq, batch, Some(0.0))
-                    };
-                    let softmax = r.elementwise(4.0 * scores);
-                    let mut core = vec![qk, softmax];
-                    if s.dropout {
-                        core.push(r.elementwise(5.0 * scores));
-                    }
-                    core.push(av);
-                    fwd.extend(core.iter().copied());
-                    core_fwd = core;
-                    // Backward: two multiplies per multiply; softmax reads y and dy, writes dx;
-                    // dropout reads dy and the mask, writes dx.
-                    bwd.extend([qk, qk, av, av]);
-                    bwd.push(r.elementwise(6.0 * scores));
-                    if s.dropout {
-                        bwd.push(r.elementwise(5.0 * scores));
-                    }
-                }
-            }
-            1 | 3 => {
-                // Bias-dropout-add into the residual; backward reads dy and the mask, writes dx.
-                fwd.push(r.elementwise(dropout_add));
-                bwd.push(r.elementwise(if s.dropout { 5.0 } else { 4.0 } * e * rep));
-            }
-            _ => {
-                // Activation between the MLP matrices (bias-GELU, or SiLU gate times up).
-                fwd.push(r.elementwise(act_fwd * tokens * f / t));
-                bwd.push(r.elementwise(act_bwd * tokens * f / t));
-            }
-        }
-    }
-    LayerOps { fwd, bwd, core_fwd }
+/// Operators of one layer on one device: forward, backward, and the part `Selective`
+/// recomputation re-runs (the attention core). Each layer kind builds its own (`cost::layers`).
+#[derive(Debug, Clone, Default)]
+pub struct LayerOps {
+    pub fwd: Vec<Op>,
+    pub bwd: Vec<Op>,
+    pub core_fwd: Vec<Op>,
 }
 
 /// Per-mode cost of one layer for one micro-batch on one device.
@@ -271,7 +174,7 @@ fn layer_ops(s: &ActShape, r: &Rates, weights_in_sram: bool, grad_bytes: f64) ->
 /// `params`: parameters on the device; `sram_bytes`: the device's SRAM.
 #[allow(clippy::too_many_arguments)]
 pub fn layer_costs(
-    s: &ActShape,
+    ops: &LayerOps,
     r: &Rates,
     execution: Execution,
     weights_in_sram: bool,
@@ -280,7 +183,6 @@ pub fn layer_costs(
     act_bytes: [f64; 3],
     sram_bytes: f64,
 ) -> [ModeCost; 3] {
-    let ops = layer_ops(s, r, weights_in_sram, grad_bytes);
     let fits = act_bytes[Recompute::None.index()] <= SRAM_STREAM_FRACTION * sram_bytes;
     let fused = execution == Execution::Dataflow && fits;
     let weight_read = if weights_in_sram { 0.0 } else { 2.0 * params };

@@ -1,32 +1,9 @@
-//! Memory: bytes of model state per parameter and of stored activations per layer.
-
-use serde::{Deserialize, Serialize};
+//! Memory: bytes of model state per parameter, the shape of one micro-batch through a layer, and
+//! the activations the embedding and head store (each layer kind counts its own, `cost::layers`).
 
 use crate::hardware::AttentionKernel;
 use crate::instance::{GradDtype, Optimizer, Precision, Training};
 use crate::workload::{Ffn, Model};
-
-/// Recomputation mode of a layer (Korthikanti et al., arXiv 2205.05198).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Recompute {
-    /// Keep every activation the backward pass needs.
-    None,
-    /// Recompute the attention core (scores, softmax, dropout, weighted sum).
-    Selective,
-    /// Keep only the layer input; recompute the whole forward pass.
-    Full,
-}
-
-impl Recompute {
-    /// All modes, cheapest memory last.
-    pub const ALL: [Recompute; 3] = [Recompute::None, Recompute::Selective, Recompute::Full];
-
-    /// Position in [`Recompute::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
 
 /// Bytes per parameter of model state in mixed precision.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,7 +21,7 @@ pub struct StateBytes {
 impl StateBytes {
     /// Model state bytes per parameter for a training setup. Adam with FP32 gradients gives
     /// 2 + 4 + 12 = 18 (the figure behind Korthikanti et al.'s Figure 1); with 16-bit gradients
-    /// 16 (physics.md).
+    /// 16 (Rajbhandari et al., ZeRO, arXiv 1910.02054, section 3.1).
     pub fn of(training: &Training) -> Self {
         StateBytes {
             weights: 2.0,
@@ -112,6 +89,12 @@ impl ActShape {
         }
     }
 
+    /// The same shape through a layer whose FFN inner size is `ffn`.
+    pub fn with_ffn(mut self, ffn: u32) -> Self {
+        self.ffn = ffn as f64;
+        self
+    }
+
     /// Elements of one `s x b x h` activation.
     pub fn sbh(&self) -> f64 {
         self.seq * self.micro_batch * self.hidden
@@ -124,39 +107,6 @@ impl ActShape {
         } else {
             1.0
         }
-    }
-
-    /// Activation bytes one layer stores for one micro-batch on one device.
-    ///
-    /// Korthikanti et al. (arXiv 2205.05198, section 4) generalised to GQA, SwiGLU and no dropout:
-    /// replicated: two norm inputs 4sbh, QKV and MLP inputs 4sbh, two dropout masks 2sbh (10sbh
-    /// for GPT); sharded over t: Q, K, V 2sb(h + 2h_kv), projection input 2sbh, MLP 4sbf (GELU:
-    /// input and output) or 6sbf (SwiGLU: gate, up, product) (24sbh for GPT); attention core
-    /// 5as^2b/t (softmax 2, dropout mask 1, dropout output 2), dropped by selective recomputation
-    /// and by flash attention, which keeps only its 4-byte log-sum-exp per row. Full recomputation
-    /// keeps the layer input, 2sbh (divided by t with sequence parallelism).
-    pub fn layer_bytes(&self, mode: Recompute) -> f64 {
-        let e = self.sbh();
-        let rep = self.replicated_share();
-        let t = self.tp;
-        let tokens = self.seq * self.micro_batch;
-        if mode == Recompute::Full {
-            return 2.0 * e * rep;
-        }
-        let masks = if self.dropout { 2.0 * e } else { 0.0 };
-        let replicated = (8.0 * e + masks) * rep;
-        let qkv = 2.0 * tokens * (self.hidden + 2.0 * self.kv_hidden) / t;
-        let proj = 2.0 * e / t;
-        let mlp = if self.swiglu { 6.0 } else { 4.0 } * tokens * self.ffn / t;
-        let core = if self.flash {
-            4.0 * self.heads * tokens / t
-        } else if mode == Recompute::Selective {
-            0.0
-        } else {
-            let per_score = if self.dropout { 5.0 } else { 2.0 };
-            per_score * self.heads * self.seq * self.seq * self.micro_batch / t
-        };
-        replicated + qkv + proj + mlp + core
     }
 
     /// Activations the first stage stores for the embedding per micro-batch: its dropout mask.
@@ -179,67 +129,6 @@ impl ActShape {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::units::GIB;
-
-    fn gpt_shape(h: f64, a: f64, b: f64, t: f64, sp: bool) -> ActShape {
-        ActShape {
-            seq: 2048.0,
-            micro_batch: b,
-            hidden: h,
-            kv_hidden: h,
-            ffn: 4.0 * h,
-            heads: a,
-            tp: t,
-            sequence_parallel: sp,
-            dropout: true,
-            swiglu: false,
-            flash: false,
-        }
-    }
-
-    #[test]
-    fn no_parallelism_is_34sbh_plus_5as2b() {
-        let s = gpt_shape(1024.0, 16.0, 1.0, 1.0, false);
-        let sbh = 2048.0 * 1024.0;
-        assert_eq!(
-            s.layer_bytes(Recompute::None),
-            sbh * (34.0 + 5.0 * 16.0 * 2048.0 / 1024.0)
-        );
-        assert_eq!(s.layer_bytes(Recompute::Selective), sbh * 34.0);
-        assert_eq!(s.layer_bytes(Recompute::Full), 2.0 * sbh);
-    }
-
-    #[test]
-    fn korthikanti_figure1_22b_by_hand() {
-        // 22B: h 6144, a 64, b 4, t 8, 48 layers. None: sbh(10 + 24/8 + 5*64*2048/(6144*8)) per layer.
-        let s = gpt_shape(6144.0, 64.0, 4.0, 8.0, false);
-        let none = 48.0 * s.layer_bytes(Recompute::None) / GIB;
-        assert!((none - 59.25).abs() < 0.01, "{none}");
-        let sp = gpt_shape(6144.0, 64.0, 4.0, 8.0, true);
-        let sel = 48.0 * sp.layer_bytes(Recompute::Selective) / GIB;
-        assert!((sel - 9.56).abs() < 0.01, "{sel}");
-    }
-
-    #[test]
-    fn swiglu_gqa_without_dropout_by_hand() {
-        // h 8, kv 2, f 16, a 4, s 4, b 1, t 1: replicated 8*32 = 256; qkv 2*4*(8+4) = 96;
-        // proj 2*32 = 64; mlp 6*4*16 = 384; core 2*4*16 = 128 -> 928.
-        let s = ActShape {
-            seq: 4.0,
-            micro_batch: 1.0,
-            hidden: 8.0,
-            kv_hidden: 2.0,
-            ffn: 16.0,
-            heads: 4.0,
-            tp: 1.0,
-            sequence_parallel: false,
-            dropout: false,
-            swiglu: true,
-            flash: false,
-        };
-        assert_eq!(s.layer_bytes(Recompute::None), 928.0);
-        assert_eq!(s.layer_bytes(Recompute::Selective), 800.0);
-    }
 
     #[test]
     fn adam_fp32_grads_is_18_bytes_and_38_of_traffic() {

@@ -3,11 +3,11 @@
 use serde::Serialize;
 
 use crate::instance::Instance;
-use crate::plan::{Plan, Stage, Tier};
+use crate::plan::{ParkKind, Plan, Recompute, Stage, WeightSource};
 use crate::units::GB;
 
 use super::config::ConfigCosts;
-use super::memory::Recompute;
+use super::stage;
 
 /// Where the step time goes. The parts sum to the step time: the slowest stage's work per
 /// micro-batch times the micro-batch count, the pipeline bubble, then the step's tail (data-parallel
@@ -113,132 +113,195 @@ pub struct StageMemory {
 }
 
 impl StageMemory {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn new(
-        c: &ConfigCosts,
-        j: u32,
-        stage: &Stage,
-        params: f64,
-        inflight: f64,
-        act_out: f64,
-        opt_out: f64,
-        parked_in: [f64; 2],
-    ) -> Self {
-        let weights = params * c.state.weights;
-        let sram = stage.weights == Tier::Sram;
-        let grads = params * c.state.grads;
-        let optimizer = c.optimizer_bytes(params);
-        let per_mb: f64 = Recompute::ALL
-            .iter()
-            .map(|r| stage.recompute.get(*r) as f64 * c.act_bytes[r.index()])
-            .sum::<f64>()
-            + c.ends_act_bytes(j);
-        let activations = inflight * per_mb;
-        let parked_in = parked_in[0] + parked_in[1];
-        let dram = if sram { 0.0 } else { weights } + grads + optimizer - opt_out + activations
-            - act_out
-            + c.workspace_bytes
-            + parked_in;
+    /// The report of the stage model's memory terms (`source`: where the stage's weights live).
+    pub(super) fn new(c: &ConfigCosts, m: &stage::StageMemory<f64>, source: WeightSource) -> Self {
         StageMemory {
-            weights_bytes: weights,
-            weights_in_sram: sram,
-            grads_bytes: grads,
-            optimizer_bytes: optimizer,
-            activations_bytes: activations,
-            workspace_bytes: c.workspace_bytes,
-            parked_out_bytes: unsigned_zero(act_out + opt_out),
-            parked_in_bytes: unsigned_zero(parked_in),
-            dram_used_bytes: dram,
+            weights_bytes: m.weights_dram + m.weights_sram,
+            weights_in_sram: source == WeightSource::Sram,
+            grads_bytes: m.grads,
+            optimizer_bytes: m.optimizer,
+            activations_bytes: m.activations,
+            workspace_bytes: m.workspace,
+            parked_out_bytes: unsigned_zero(m.parked_out_activations + m.parked_out_optimizer),
+            parked_in_bytes: unsigned_zero(m.parked_in),
+            dram_used_bytes: m.dram_used(),
             dram_capacity_bytes: c.dram_capacity_bytes,
-            sram_used_bytes: if sram { weights } else { 0.0 },
+            sram_used_bytes: m.weights_sram,
             sram_weight_capacity_bytes: c.sram_weight_bytes,
-            act_out,
-            opt_out,
+            act_out: m.parked_out_activations,
+            opt_out: m.parked_out_optimizer,
         }
     }
 
-    pub(super) fn violations(
-        &self,
-        _c: &ConfigCosts,
-        j: u32,
-        _stage: &Stage,
-        out: &mut Vec<Violation>,
-    ) {
+    /// What the stage overruns: DRAM, the SRAM left for weights, or more parked than it holds.
+    pub(super) fn violations(&self, j: u32) -> Vec<Violation> {
+        let mut out = Vec::new();
         if self.dram_used_bytes > self.dram_capacity_bytes * (1.0 + CAPACITY_TOLERANCE) {
-            out.push(Violation {
-                kind: "dram".into(),
-                stage: Some(j),
-                needed_bytes: self.dram_used_bytes,
-                available_bytes: self.dram_capacity_bytes,
-                message: format!(
-                    "stage {j}: DRAM needs {:.2} GB per device but has {:.2} GB (over by {:.2} GB): weights {:.2}, gradients {:.2}, optimizer {:.2}, activations {:.2}, workspace {:.2}, parked in {:.2}, parked out -{:.2}",
-                    self.dram_used_bytes / GB,
-                    self.dram_capacity_bytes / GB,
-                    (self.dram_used_bytes - self.dram_capacity_bytes) / GB,
-                    if self.weights_in_sram { 0.0 } else { self.weights_bytes / GB },
-                    self.grads_bytes / GB,
-                    self.optimizer_bytes / GB,
-                    self.activations_bytes / GB,
-                    self.workspace_bytes / GB,
-                    self.parked_in_bytes / GB,
-                    self.parked_out_bytes / GB,
-                ),
+            out.push(Violation::Dram {
+                stage: j,
+                memory: Box::new(*self),
             });
         }
         if self.sram_used_bytes > self.sram_weight_capacity_bytes * (1.0 + CAPACITY_TOLERANCE) {
-            out.push(Violation {
-                kind: "sram".into(),
-                stage: Some(j),
+            out.push(Violation::Sram {
+                stage: j,
                 needed_bytes: self.sram_used_bytes,
                 available_bytes: self.sram_weight_capacity_bytes,
-                message: format!(
-                    "stage {j}: weights of {:.1} MB do not fit the {:.1} MB of SRAM left beside the streaming buffers",
-                    self.sram_used_bytes / 1e6,
-                    self.sram_weight_capacity_bytes / 1e6
-                ),
             });
         }
         for (what, out_bytes, have) in [
-            ("activations", self.act_out, self.activations_bytes),
-            ("optimizer state", self.opt_out, self.optimizer_bytes),
+            (ParkKind::Activations, self.act_out, self.activations_bytes),
+            (ParkKind::Optimizer, self.opt_out, self.optimizer_bytes),
         ] {
             if out_bytes > have * (1.0 + CAPACITY_TOLERANCE) + 1.0 {
-                out.push(Violation {
-                    kind: "park".into(),
-                    stage: Some(j),
-                    needed_bytes: out_bytes,
-                    available_bytes: have,
-                    message: format!(
-                        "stage {j} parks {:.3} GB of {what} but holds only {:.3} GB",
-                        out_bytes / GB,
-                        have / GB
-                    ),
+                out.push(Violation::Park {
+                    stage: j,
+                    what,
+                    parked_bytes: out_bytes,
+                    held_bytes: have,
                 });
             }
+        }
+        out
+    }
+}
+
+/// What kind of resource a plan overruns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationKind {
+    Dram,
+    Sram,
+    Park,
+    Schedule,
+}
+
+/// A resource the plan overruns, with its figures.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Violation {
+    /// A device's DRAM overflows; the stage's memory by category.
+    Dram {
+        stage: u32,
+        memory: Box<StageMemory>,
+    },
+    /// Weights do not fit the SRAM left beside the streaming buffers.
+    Sram {
+        stage: u32,
+        needed_bytes: f64,
+        available_bytes: f64,
+    },
+    /// A stage parks more of something than it holds.
+    Park {
+        stage: u32,
+        what: ParkKind,
+        parked_bytes: f64,
+        held_bytes: f64,
+    },
+    /// The interleaved schedule needs the micro-batches to be a multiple of the stages.
+    Schedule { micro_batches: u32, pp: u32 },
+}
+
+impl Violation {
+    /// Which resource.
+    pub fn kind(&self) -> ViolationKind {
+        match self {
+            Violation::Dram { .. } => ViolationKind::Dram,
+            Violation::Sram { .. } => ViolationKind::Sram,
+            Violation::Park { .. } => ViolationKind::Park,
+            Violation::Schedule { .. } => ViolationKind::Schedule,
+        }
+    }
+
+    /// The stage that overruns it, if one does.
+    pub fn stage(&self) -> Option<u32> {
+        match self {
+            Violation::Dram { stage, .. }
+            | Violation::Sram { stage, .. }
+            | Violation::Park { stage, .. } => Some(*stage),
+            Violation::Schedule { .. } => None,
+        }
+    }
+
+    /// What is needed and what there is (bytes; 0 for the schedule).
+    pub fn figures(&self) -> (f64, f64) {
+        match self {
+            Violation::Dram { memory, .. } => (memory.dram_used_bytes, memory.dram_capacity_bytes),
+            Violation::Sram {
+                needed_bytes,
+                available_bytes,
+                ..
+            } => (*needed_bytes, *available_bytes),
+            Violation::Park {
+                parked_bytes,
+                held_bytes,
+                ..
+            } => (*parked_bytes, *held_bytes),
+            Violation::Schedule { .. } => (0.0, 0.0),
         }
     }
 }
 
-/// A resource the plan overruns.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Violation {
-    /// `dram`, `sram`, `park` or `schedule`.
-    pub kind: String,
-    pub stage: Option<u32>,
-    pub needed_bytes: f64,
-    pub available_bytes: f64,
-    pub message: String,
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Violation::Dram { stage, memory: m } => write!(
+                f,
+                "stage {stage}: DRAM needs {:.2} GB per device but has {:.2} GB (over by {:.2} GB): weights {:.2}, gradients {:.2}, optimizer {:.2}, activations {:.2}, workspace {:.2}, parked in {:.2}, parked out -{:.2}",
+                m.dram_used_bytes / GB,
+                m.dram_capacity_bytes / GB,
+                (m.dram_used_bytes - m.dram_capacity_bytes) / GB,
+                if m.weights_in_sram { 0.0 } else { m.weights_bytes / GB },
+                m.grads_bytes / GB,
+                m.optimizer_bytes / GB,
+                m.activations_bytes / GB,
+                m.workspace_bytes / GB,
+                m.parked_in_bytes / GB,
+                m.parked_out_bytes / GB,
+            ),
+            Violation::Sram {
+                stage,
+                needed_bytes,
+                available_bytes,
+            } => write!(
+                f,
+                "stage {stage}: weights of {:.1} MB do not fit the {:.1} MB of SRAM left beside the streaming buffers",
+                needed_bytes / 1e6,
+                available_bytes / 1e6
+            ),
+            Violation::Park {
+                stage,
+                what,
+                parked_bytes,
+                held_bytes,
+            } => write!(
+                f,
+                "stage {stage} parks {:.3} GB of {} but holds only {:.3} GB",
+                parked_bytes / GB,
+                match what {
+                    ParkKind::Activations => "activations",
+                    ParkKind::Optimizer => "optimizer state",
+                },
+                held_bytes / GB
+            ),
+            Violation::Schedule { micro_batches, pp } => write!(
+                f,
+                "the interleaved schedule needs the {micro_batches} micro-batches to be a multiple of pp = {pp}"
+            ),
+        }
+    }
 }
 
-impl Violation {
-    pub(super) fn schedule(message: String) -> Self {
-        Violation {
-            kind: "schedule".into(),
-            stage: None,
-            needed_bytes: 0.0,
-            available_bytes: 0.0,
-            message,
-        }
+impl Serialize for Violation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (needed, available) = self.figures();
+        let mut st = s.serialize_struct("Violation", 5)?;
+        st.serialize_field("kind", &self.kind())?;
+        st.serialize_field("stage", &self.stage())?;
+        st.serialize_field("needed_bytes", &needed)?;
+        st.serialize_field("available_bytes", &available)?;
+        st.serialize_field("message", &self.to_string())?;
+        st.end()
     }
 }
 
@@ -264,16 +327,25 @@ impl StageReport {
         stage: &Stage,
         inflight: f64,
         tau: f64,
-        parts: StageParts,
+        time: &stage::StageTime<f64>,
         dp_comm_s: f64,
         optimizer_s: f64,
         memory: StageMemory,
     ) -> Self {
+        let modes = stage.mode_totals();
+        let parts = StageParts {
+            compute_s: time.compute,
+            recompute_s: time.recompute,
+            memory_s: time.memory,
+            tp_s: time.tp,
+            pp_s: time.pp,
+            remote_s: time.remote,
+        };
         StageReport {
             layers: stage.layers,
-            recompute_none: stage.recompute.none,
-            recompute_selective: stage.recompute.selective,
-            recompute_full: stage.recompute.full,
+            recompute_none: modes.none,
+            recompute_selective: modes.selective,
+            recompute_full: modes.full,
             inflight,
             time_per_microbatch_s: tau,
             parts: parts.normalized(),
@@ -289,6 +361,8 @@ impl StageReport {
 /// tensor-parallel collectives on the slowest stage's groups.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct LayerReport {
+    /// Index of the layer kind (`Model::layout().kinds`).
+    pub kind: usize,
     pub mode: Recompute,
     pub forward_s: f64,
     pub backward_s: f64,
@@ -311,13 +385,13 @@ pub struct Evaluation {
     /// Per-stage memory of one device, and the peak.
     pub memory: MemorySummary,
     pub stages: Vec<StageReport>,
-    pub devices_used: u32,
+    pub devices_used: u64,
     pub micro_batches: u32,
     /// Stage whose per-micro-batch time sets the pipeline's pace.
     pub critical_stage: u32,
     pub model_flops_per_step: f64,
     pub hardware_flops_per_step: f64,
-    /// One layer in each recomputation mode (weights in DRAM).
+    /// One layer of each kind in each recomputation mode (weights in DRAM).
     pub layer: Vec<LayerReport>,
 }
 
@@ -393,24 +467,26 @@ pub(super) fn assemble(
         critical_stage: crit as u32,
         model_flops_per_step: c.model_flops_step,
         hardware_flops_per_step: hardware_flops,
-        layer: Recompute::ALL
+        layer: c
+            .kinds
             .iter()
-            .map(|r| {
-                let mc = c.mode_cost(Tier::Dram, *r);
-                let fwd_tp = if c.config.tp > 1 {
-                    2.0 * tp_allreduce_s
-                } else {
-                    0.0
-                };
-                LayerReport {
-                    mode: *r,
-                    forward_s: mc.forward.time_s + fwd_tp,
-                    backward_s: c.layer_time_s(Tier::Dram, *r, tp_allreduce_s)
-                        - mc.forward.time_s
-                        - fwd_tp,
-                    recompute_s: unsigned_zero(mc.recompute.time_s),
-                    activation_bytes: c.act_bytes[r.index()],
-                }
+            .enumerate()
+            .flat_map(|(k, kc)| {
+                Recompute::ALL.map(|r| {
+                    let mc = kc.mode_cost(WeightSource::Dram, r);
+                    // Half the collectives run in the forward pass.
+                    let fwd_tp = kc.tp_collectives[Recompute::None.index()] / 2.0 * tp_allreduce_s;
+                    LayerReport {
+                        kind: k,
+                        mode: r,
+                        forward_s: mc.forward.time_s + fwd_tp,
+                        backward_s: kc.time_s(WeightSource::Dram, r, tp_allreduce_s)
+                            - mc.forward.time_s
+                            - fwd_tp,
+                        recompute_s: unsigned_zero(mc.recompute.time_s),
+                        activation_bytes: kc.act_bytes[r.index()],
+                    }
+                })
             })
             .collect(),
     }

@@ -1,4 +1,70 @@
-//! The 1F1B pipeline schedule (plain and interleaved): micro-batches in flight and step time.
+//! Pipeline schedules: micro-batches in flight per stage, pipeline sends, and the step time from
+//! stage times. A new schedule is a new [`Schedule`] variant.
+
+use super::scalar::Scalar;
+
+/// How micro-batches flow through the pipeline.
+///
+/// ```
+/// use watos::cost::Schedule;
+/// let s = Schedule::of(1);
+/// assert_eq!(s, Schedule::OneFOneB);
+/// // Four equal stages of 1 s, 8 micro-batches: (8 + 3) s.
+/// assert_eq!(s.step_time(&4.0, &1.0, 8), 11.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Schedule {
+    /// One forward, one backward (Narayanan et al., PipeDream-Flush, arXiv 2006.09503).
+    OneFOneB,
+    /// 1F1B over `chunks` model chunks per device (Megatron-LM, arXiv 2104.04473 section 2.2).
+    Interleaved { chunks: u32 },
+}
+
+impl Schedule {
+    /// The schedule of a plan's `interleave` field.
+    pub fn of(interleave: u32) -> Self {
+        if interleave <= 1 {
+            Schedule::OneFOneB
+        } else {
+            Schedule::Interleaved { chunks: interleave }
+        }
+    }
+
+    /// Model chunks per device.
+    pub fn chunks(&self) -> u32 {
+        match self {
+            Schedule::OneFOneB => 1,
+            Schedule::Interleaved { chunks } => *chunks,
+        }
+    }
+
+    /// Micro-batches' worth of activations stage `j` of `p` holds ([`inflight`]).
+    pub fn inflight(&self, p: u32, j: u32, m: u32) -> f64 {
+        inflight(p, j, m, self.chunks())
+    }
+
+    /// Step time of the pipeline from the sum and the maximum of the per-micro-batch stage times:
+    /// `sum / v + (m - 1/v) max` ([`pipeline_time_s`]). Linear in both, so the MIP states it with
+    /// an epigraph variable for the maximum.
+    pub fn step_time<S: Scalar>(&self, sum_tau: &S, max_tau: &S, m: u32) -> S {
+        let v = self.chunks() as f64;
+        let mut out = sum_tau.times(1.0 / v);
+        out.add_mul(m as f64 - 1.0 / v, max_tau);
+        out
+    }
+
+    /// Pipeline sends per micro-batch out of stage `j` of `p`, forward and backward: one per chunk
+    /// boundary; with interleaving the last device feeds the first one's next chunk.
+    pub fn p2p_sends(&self, p: u32, j: u32) -> (f64, f64) {
+        let v = self.chunks() as f64;
+        if p == 1 {
+            return (0.0, 0.0);
+        }
+        let fwd = if j + 1 < p { v } else { v - 1.0 };
+        let bwd = if j > 0 { v } else { v - 1.0 };
+        (fwd, bwd)
+    }
+}
 
 /// Activations in flight on pipeline stage `j` of `p`, in micro-batches' worth of the stage's
 /// layers. Plain 1F1B: `min(p - j, m)` (Narayanan et al. 2021). Interleaved with `v` chunks per
@@ -32,10 +98,9 @@ pub fn inflight(p: u32, j: u32, m: u32, v: u32) -> f64 {
 /// assert_eq!(pipeline_time_s(&[1.0, 2.0], 4, 1), 3.0 + 3.0 * 2.0);
 /// ```
 pub fn pipeline_time_s(tau: &[f64], m: u32, v: u32) -> f64 {
-    let v = v.max(1) as f64;
     let sum: f64 = tau.iter().sum();
     let max = tau.iter().copied().fold(0.0, f64::max);
-    sum / v + (m as f64 - 1.0 / v) * max
+    Schedule::of(v).step_time(&sum, &max, m)
 }
 
 #[cfg(test)]
@@ -55,6 +120,21 @@ mod tests {
         let (p, v) = (35u32, 3u32);
         let factor = inflight(p, 0, 280, v) / p as f64;
         assert!((factor - (1.0 + (p - 1) as f64 / (p * v) as f64)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn pipeline_sends_per_micro_batch() {
+        // Plain 1F1B: the ends send one way, the middle both. Interleaved (v = 3): a send per chunk
+        // boundary; the last device feeds the first one's next chunk.
+        let plain = Schedule::OneFOneB;
+        assert_eq!(
+            (0..4).map(|j| plain.p2p_sends(4, j)).collect::<Vec<_>>(),
+            vec![(1.0, 0.0), (1.0, 1.0), (1.0, 1.0), (0.0, 1.0)]
+        );
+        let three = Schedule::of(3);
+        assert_eq!(three.p2p_sends(4, 0), (3.0, 2.0));
+        assert_eq!(three.p2p_sends(4, 3), (2.0, 3.0));
+        assert_eq!(plain.p2p_sends(1, 0), (0.0, 0.0));
     }
 
     #[test]

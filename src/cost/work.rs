@@ -1,6 +1,8 @@
-//! Work: parameters and FLOPs of a transformer (the only place these are counted).
+//! Work: parameters and FLOPs of a whole model, from its layer kinds (`cost::layers`), embedding
+//! and head (the only place these are counted).
 
-use crate::workload::{Ffn, Model, Norm, Position};
+use super::layers;
+use crate::workload::{Model, Norm, Position};
 
 /// Parameters of one layer, split by how tensor parallelism treats them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,44 +24,6 @@ impl LayerParams {
     /// Parameters held by one device of a tensor-parallel group of `t`.
     pub fn per_device(&self, t: u32) -> f64 {
         (self.matmul + self.sharded_bias) / t as f64 + self.replicated
-    }
-}
-
-/// Parameters of one transformer layer.
-///
-/// Attention: Q and O are `h x h`, K and V are `h x h_kv` (grouped-query attention);
-/// MLP: `2 h f` (GELU) or `3 h f` (SwiGLU) (physics.md, "Work").
-///
-/// ```
-/// let m = watos::Model::load(concat!(env!("CARGO_MANIFEST_DIR"), "/models/gpt3-175b.toml")).unwrap();
-/// let p = watos::cost::work::layer_params(&m);
-/// assert_eq!(p.matmul, 12.0 * 12288.0 * 12288.0);
-/// ```
-pub fn layer_params(m: &Model) -> LayerParams {
-    let h = m.hidden as f64;
-    let hkv = (m.kv_heads() * m.head_dim()) as f64;
-    let f = m.ffn_hidden() as f64;
-    let mlp_mats = match m.ffn {
-        Ffn::Gelu => 2.0,
-        Ffn::Swiglu => 3.0,
-    };
-    let up_width = match m.ffn {
-        Ffn::Gelu => f,
-        Ffn::Swiglu => 2.0 * f,
-    };
-    let norm = match m.norm {
-        Norm::Layernorm => 2.0 * h,
-        Norm::Rmsnorm => h,
-    };
-    let (sharded_bias, row_bias) = if m.bias {
-        ((h + 2.0 * hkv) + up_width, 2.0 * h)
-    } else {
-        (0.0, 0.0)
-    };
-    LayerParams {
-        matmul: h * (h + 2.0 * hkv) + h * h + mlp_mats * h * f,
-        sharded_bias,
-        replicated: 2.0 * norm + row_bias,
     }
 }
 
@@ -101,16 +65,15 @@ pub fn head_params_held(m: &Model, pipeline_stages: u32) -> f64 {
     head_params(m) + copy
 }
 
-/// All distinct parameters of the model.
+/// All distinct parameters of the model: every layer of every kind, the embedding and the head.
 pub fn total_params(m: &Model, seq_len: u32) -> f64 {
-    m.layers as f64 * layer_params(m).total() + embedding_params(m, seq_len) + head_params(m)
-}
-
-/// Forward FLOPs of one layer per token: 2 per matrix parameter plus attention scores and the
-/// weighted sum, `2 * 2 * s * h` (Megatron-LM's count, arXiv 2104.04473 eq. 3: the full `s x s`
-/// square, no causal halving; elementwise work is not counted).
-pub fn layer_fwd_flops_per_token(m: &Model, seq_len: u32) -> f64 {
-    2.0 * layer_params(m).matmul + 4.0 * seq_len as f64 * m.hidden as f64
+    let layout = m.layout();
+    let layers: f64 = layout
+        .blocks
+        .iter()
+        .map(|b| b.layers as f64 * layers::params(m, &layout.kinds[b.kind]).total())
+        .sum();
+    layers + embedding_params(m, seq_len) + head_params(m)
 }
 
 /// Forward FLOPs of the output head per token: `2 h V`.
@@ -122,8 +85,13 @@ pub fn head_fwd_flops_per_token(m: &Model) -> f64 {
 /// over all layers and the head. For a GPT this is Megatron's `72 B s L h^2 (1 + s/6h + V/12Lh)`.
 pub fn model_flops_per_step(m: &Model, seq_len: u32, global_batch: u32) -> f64 {
     let tokens = seq_len as f64 * global_batch as f64;
-    3.0 * tokens
-        * (m.layers as f64 * layer_fwd_flops_per_token(m, seq_len) + head_fwd_flops_per_token(m))
+    let layout = m.layout();
+    let layers: f64 = layout
+        .blocks
+        .iter()
+        .map(|b| b.layers as f64 * layers::fwd_flops_per_token(m, &layout.kinds[b.kind], seq_len))
+        .sum();
+    3.0 * tokens * (layers + head_fwd_flops_per_token(m))
 }
 
 #[cfg(test)]
@@ -131,60 +99,7 @@ mod tests {
     use super::*;
 
     fn gpt(layers: u32, hidden: u32, heads: u32) -> Model {
-        Model {
-            name: "gpt".into(),
-            source: None,
-            layers,
-            hidden,
-            heads,
-            kv_heads: None,
-            ffn_hidden: None,
-            ffn: Ffn::Gelu,
-            vocab: 51200,
-            tied_embeddings: true,
-            position: Position::Learned,
-            max_positions: Some(2048),
-            norm: Norm::Layernorm,
-            bias: true,
-            dropout: true,
-        }
-    }
-
-    #[test]
-    fn gpt_layer_is_12h2_plus_13h() {
-        // 12h^2 matrices; biases 3h + 4h (column) + 2h (row); two LayerNorms 4h: 13h in all.
-        let p = layer_params(&gpt(1, 1024, 16));
-        assert_eq!(p.matmul, 12.0 * 1024.0 * 1024.0);
-        assert_eq!(p.sharded_bias + p.replicated, 13.0 * 1024.0);
-        assert_eq!(
-            p.per_device(8),
-            (12.0 * 1024.0 * 1024.0 + 7.0 * 1024.0) / 8.0 + 6.0 * 1024.0
-        );
-    }
-
-    #[test]
-    fn llama3_70b_has_70_6_billion_parameters() {
-        let m = Model {
-            name: "l3".into(),
-            source: None,
-            layers: 80,
-            hidden: 8192,
-            heads: 64,
-            kv_heads: Some(8),
-            ffn_hidden: Some(28672),
-            ffn: Ffn::Swiglu,
-            vocab: 128256,
-            tied_embeddings: false,
-            position: Position::Rope,
-            max_positions: None,
-            norm: Norm::Rmsnorm,
-            bias: false,
-            dropout: false,
-        };
-        // Per layer: 8192*(8192+2048) + 8192^2 + 3*8192*28672 + 2*8192 = 855,654,400.
-        assert_eq!(layer_params(&m).total(), 855_654_400.0);
-        let total = total_params(&m, 8192);
-        assert!((total - 70.55e9).abs() < 0.01e9, "{total}");
+        toml::from_str(&format!("name='gpt'\nlayers={layers}\nhidden={hidden}\nheads={heads}\nvocab=51200\ntied_embeddings=true\nmax_positions=2048")).unwrap()
     }
 
     #[test]
@@ -202,5 +117,25 @@ mod tests {
         let m = gpt(2, 64, 4);
         assert_eq!(head_params_held(&m, 1), 128.0);
         assert_eq!(head_params_held(&m, 2), 128.0 + 51200.0 * 64.0);
+    }
+
+    #[test]
+    fn llama3_70b_has_70_6_billion_parameters() {
+        let m = Model::load(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/models/llama3-70b.toml"
+        ))
+        .unwrap();
+        let total = total_params(&m, 8192);
+        assert!((total - 70.55e9).abs() < 0.01e9, "{total}");
+    }
+
+    #[test]
+    fn kinds_add_up_by_hand() {
+        // Two layers with FFN 64 and one with FFN 32 at h 8, GELU, biases, tied: per layer
+        // 4h^2 + 2hf + (3h + f) + 2h + 4h = 256 + 16f + 72 + f: 1416 and 872; embedding
+        // 10 * 8 + 4 * 8 positions = 112; head norm 16.
+        let m: Model = toml::from_str("name='m'\nlayers=3\nhidden=8\nheads=2\nvocab=10\ntied_embeddings=true\nmax_positions=4\n[[block]]\nlayers=2\nffn_hidden=64\n[[block]]\nlayers=1\nffn_hidden=32").unwrap();
+        assert_eq!(total_params(&m, 4), 2.0 * 1416.0 + 872.0 + 112.0 + 16.0);
     }
 }

@@ -18,15 +18,14 @@
 
 use good_lp::{constraint, variable, Expression, Variable};
 
-use crate::cost::config::ConfigCosts;
+use crate::cost::bound::quick_bound;
+use crate::cost::{CommCosts, ConfigCosts};
 use crate::error::Error;
 use crate::instance::Instance;
 use crate::plan::Plan;
 
 use super::solver::{RawStatus, SolverOptions};
-use super::space::quick_bound;
-use super::stage_mip::{time_unit, ConfigBlock, Model};
-use super::MipComm;
+use super::{time_unit, ConfigBlock, MipComm, Model};
 
 /// HiGHS options for this structure. Probing off: probing fixes each binary both ways and
 /// propagates, and fixing `z_k` runs through its whole block; measured (HiGHS 1.16, one thread)
@@ -67,7 +66,7 @@ impl<'a> MonolithicMip<'a> {
         // model) falls back to the blocks' own step-time estimates.
         let cheapest = configs
             .iter()
-            .map(|(c, _)| quick_bound(inst, c))
+            .map(|(c, _)| quick_bound(c, &CommCosts::ideal(inst, c), false))
             .filter(|b| b.is_finite() && *b > 0.0)
             .fold(f64::INFINITY, f64::min);
         let fallback = configs
@@ -86,7 +85,6 @@ impl<'a> MonolithicMip<'a> {
             z.push(on);
             blocks.push(ConfigBlock::add(
                 &mut model,
-                inst,
                 costs,
                 comm,
                 None,
@@ -196,7 +194,7 @@ impl<'a> MonolithicMip<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cost::config::Config;
+    use crate::plan::Config;
 
     /// `z_k = 0` forces every decision of block `k` to 0: with `z_k` fixed at 0 and the
     /// objective maximising the sum of block `k`'s variables, the optimum is 0.
@@ -220,10 +218,17 @@ mod tests {
                 zero1: false,
             },
         );
-        let others: Vec<ConfigCosts> = super::super::space::configs(&inst)
+        let others: Vec<ConfigCosts> = [(1, 2), (1, 3), (2, 2), (2, 3)]
             .into_iter()
-            .filter(|c| (2..=3).contains(&c.pp) && c.micro_batch == 1)
-            .take(4)
+            .map(|(dp, pp)| Config {
+                dp,
+                tp: 8,
+                pp,
+                micro_batch: 1,
+                sequence_parallel: false,
+                interleave: 1,
+                zero1: false,
+            })
             .map(|c| ConfigCosts::new(&inst, c))
             .collect();
         assert!(!others.is_empty());

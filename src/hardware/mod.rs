@@ -207,15 +207,6 @@ impl Hardware {
         Fabric::new(self)
     }
 
-    /// `"wafer"` or `"cluster"`.
-    pub fn kind(&self) -> &'static str {
-        if self.wafer.is_some() {
-            "wafer"
-        } else {
-            "cluster"
-        }
-    }
-
     /// Checks every field; the error names the field and what would be valid.
     pub fn validate(&self) -> Result<(), FieldError> {
         let d = &self.device;

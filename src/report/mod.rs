@@ -1,4 +1,5 @@
-//! Human tables and JSON for evaluations (and, later, solutions).
+//! Human tables and JSON for evaluations and solutions. Rendering only: nothing here searches or
+//! scores.
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use serde_json::json;
@@ -6,6 +7,7 @@ use serde_json::json;
 use crate::cost::Evaluation;
 use crate::instance::Instance;
 use crate::plan::Plan;
+use crate::solution::Solution;
 use crate::units::GB;
 
 /// Seconds in the unit that reads best.
@@ -32,43 +34,10 @@ pub fn fmt_pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
-/// A progress bar for work that takes seconds, counting `what`; hidden when output is JSON (and by
-/// indicatif itself when stderr is not a terminal).
-pub fn progress_bar(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
-        "{{spinner}} [{{bar:30}}] {{pos}}/{{len}} {what} {{msg}} ({{elapsed}})"
-    )) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
-}
-
 fn table() -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t
-}
-
-/// One line describing a plan's configuration.
-pub fn plan_summary(plan: &Plan) -> String {
-    let mut s = format!(
-        "D{} T{} P{}  micro-batch {}",
-        plan.dp, plan.tp, plan.pp, plan.micro_batch
-    );
-    if plan.sequence_parallel {
-        s.push_str("  sequence-parallel");
-    }
-    if plan.interleave > 1 {
-        s.push_str(&format!("  interleave {}", plan.interleave));
-    }
-    if plan.zero1 {
-        s.push_str("  ZeRO-1");
-    }
-    s
 }
 
 /// The evaluation as tables: headline figures, where the time goes, and each stage.
@@ -77,7 +46,7 @@ pub fn evaluation_text(inst: &Instance, plan: &Plan, e: &Evaluation) -> String {
     out.push_str(&format!("{}\n", inst.name));
     out.push_str(&format!(
         "plan: {}  ({} of {} devices, {} micro-batches per step)\n\n",
-        plan_summary(plan),
+        plan,
         e.devices_used,
         inst.fabric().healthy_count(),
         e.micro_batches
@@ -99,7 +68,7 @@ pub fn evaluation_text(inst: &Instance, plan: &Plan, e: &Evaluation) -> String {
     if !e.violations.is_empty() {
         out.push_str("\ninfeasible:\n");
         for v in &e.violations {
-            out.push_str(&format!("  - {}\n", v.message));
+            out.push_str(&format!("  - {v}\n"));
         }
     }
     out.push('\n');
@@ -201,7 +170,7 @@ pub fn evaluation_json(inst: &Instance, plan: &Plan, e: &Evaluation) -> String {
 }
 
 /// A solution: the plan's evaluation, then what the solver proved.
-pub fn solution_text(inst: &Instance, sol: &crate::search::Solution) -> String {
+pub fn solution_text(inst: &Instance, sol: &Solution) -> String {
     let mut out = evaluation_text(inst, &sol.plan, &sol.evaluation);
     let mut t = table();
     t.set_header(vec![
@@ -216,7 +185,7 @@ pub fn solution_text(inst: &Instance, sol: &crate::search::Solution) -> String {
         fmt_s(sol.evaluation.step_time_s),
         fmt_s(sol.lower_bound_s),
         format!("{:.2}%", 100.0 * sol.gap),
-        format!("{:?}", sol.status).to_lowercase(),
+        sol.status.to_string(),
         fmt_s(sol.solve_time_s),
         format!(
             "{} in all: {} too big for memory, {} settled by MIP, {} pruned by bound",
@@ -237,7 +206,7 @@ pub fn solution_text(inst: &Instance, sol: &crate::search::Solution) -> String {
 }
 
 /// A solution as one JSON object: the evaluation's fields, the plan, and the proof.
-pub fn solution_json(inst: &Instance, sol: &crate::search::Solution) -> String {
+pub fn solution_json(inst: &Instance, sol: &Solution) -> String {
     let mut v = serde_json::to_value(&sol.evaluation)
         .unwrap_or_else(|err| json!({ "error": err.to_string() }));
     if let Some(obj) = v.as_object_mut() {

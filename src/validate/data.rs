@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cost::Recompute;
 use crate::error::Error;
 use crate::hardware::Hardware;
 use crate::input::SourceFile;
+use crate::plan::Recompute;
 use crate::units::TERA;
 use crate::workload::Model;
 

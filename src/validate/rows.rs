@@ -124,7 +124,7 @@ impl Row {
             measured,
             signed_error,
             abs_error: signed_error.abs(),
-            plan: crate::report::plan_summary(plan),
+            plan: plan.to_string(),
             feasible,
         }
     }

@@ -4,11 +4,12 @@ use rayon::prelude::*;
 
 use super::data::{data_error, load_model, KorthikantiConfig, Measurements, MegatronRow};
 use super::rows::{Group, Quantity, Row, Table1Knobs};
-use crate::cost::{evaluate, Config, ConfigCosts, Evaluation, Recompute};
+use crate::cost::{evaluate, stage, ConfigCosts, Evaluation};
 use crate::error::Error;
 use crate::hardware::Hardware;
 use crate::instance::{GradDtype, Instance, Optimizer, Precision, Training};
 use crate::plan::Plan;
+use crate::plan::{Config, Recompute, WeightSource};
 use crate::units::{GIB, MS};
 
 /// Micro-batch sizes tried for Megatron Table 1 (those dividing the per-replica batch).
@@ -156,19 +157,45 @@ fn run_config(
 }
 
 impl Run {
-    /// Activation bytes one GPU of the first stage holds for its transformer layers in `mode`
-    /// (Figure 1 leaves out the embedding and head).
+    /// The first stage's memory terms with its layers in `mode`, less the same stage without
+    /// layers: what one GPU holds for its transformer layers (Figure 1 leaves out the embedding
+    /// and head).
+    fn layer_memory(&self, mode: Recompute) -> stage::StageMemory<f64> {
+        let layers = self.eval.stages[0].layers as f64;
+        let vars = |n: f64| {
+            let mut v = stage::StageVars {
+                layers: vec![[[0.0; 3]; WeightSource::COUNT]; self.costs.kinds.len()],
+                ends_in_sram: 0.0,
+                park_out: Vec::new(),
+                park_in: Vec::new(),
+            };
+            v.layers[0][WeightSource::Dram.index()][mode.index()] = n;
+            v
+        };
+        let with = stage::memory(&self.costs, 0, &vars(layers), &1.0);
+        let without = stage::memory(&self.costs, 0, &vars(0.0), &1.0);
+        stage::StageMemory {
+            weights_dram: with.weights_dram - without.weights_dram,
+            weights_sram: 0.0,
+            grads: with.grads - without.grads,
+            optimizer: with.optimizer - without.optimizer,
+            activations: with.activations - without.activations,
+            workspace: 0.0,
+            parked_out_activations: 0.0,
+            parked_out_optimizer: 0.0,
+            parked_in: 0.0,
+        }
+    }
+
+    /// Activation bytes one GPU of the first stage holds for its transformer layers in `mode`.
     fn layer_activation_bytes(&self, mode: Recompute) -> f64 {
-        let first = &self.eval.stages[0];
-        first.inflight * first.layers as f64 * self.costs.act_bytes[mode.index()]
+        self.layer_memory(mode).activations
     }
 
     /// Weight, gradient and optimizer bytes of the first stage's transformer layers on one GPU.
     fn layer_state_bytes(&self) -> f64 {
-        let c = &self.costs;
-        let per_layer =
-            c.layer_params * (c.state.weights + c.state.grads) + c.optimizer_bytes(c.layer_params);
-        self.eval.stages[0].layers as f64 * per_layer
+        let m = self.layer_memory(Recompute::None);
+        m.weights_dram + m.grads + m.optimizer
     }
 }
 

@@ -112,6 +112,7 @@ pub(super) fn from_config_json(src: &SourceFile) -> Result<Model, Error> {
                 norm: Norm::Layernorm,
                 bias: true,
                 dropout: c.resid_pdrop > 0.0 || c.attn_pdrop > 0.0,
+                blocks: Vec::new(),
             })
         }
         Some(kind @ ("llama" | "mistral")) => {
@@ -134,6 +135,7 @@ pub(super) fn from_config_json(src: &SourceFile) -> Result<Model, Error> {
                 norm: Norm::Rmsnorm,
                 bias: c.attention_bias || c.mlp_bias,
                 dropout: c.attention_dropout > 0.0,
+                blocks: Vec::new(),
             })
         }
         Some(other) => Err(src.field_error(crate::error::FieldError::new(

@@ -97,6 +97,85 @@ pub struct Model {
     /// Dropout after attention probabilities, attention output and MLP output (stores masks).
     #[serde(default = "yes")]
     pub dropout: bool,
+    /// Runs of consecutive layers that differ from the base layer, in layer order (`[[block]]`);
+    /// omitted: every layer is the base layer.
+    #[serde(default, rename = "block", skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<BlockSpec>,
+}
+
+/// A run of consecutive layers, as a model file gives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockSpec {
+    pub layers: u32,
+    /// FFN inner size of these layers; defaults to the model's `ffn_hidden`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ffn_hidden: Option<u32>,
+}
+
+/// A kind of transformer layer: it decides the layer's operators, parameters, activations and
+/// collectives (`cost::layers`). Attention, norms and the rest of the shape are the model's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerKind {
+    /// Attention and a dense feed-forward block of this inner size.
+    Dense { ffn_hidden: u32 },
+}
+
+/// A run of consecutive layers of one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Block {
+    /// Index into [`LayerLayout::kinds`].
+    pub kind: usize,
+    pub layers: u32,
+}
+
+/// The model as a sequence of layer kinds: the distinct kinds, and the runs in layer order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayerLayout {
+    pub kinds: Vec<LayerKind>,
+    pub blocks: Vec<Block>,
+}
+
+impl LayerLayout {
+    /// Layers of each kind in the layer range `[start, start + len)`.
+    ///
+    /// ```
+    /// let m: watos::Model = toml::from_str("name='m'\nlayers=5\nhidden=8\nheads=2\nvocab=10\ntied_embeddings=true\n[[block]]\nlayers=2\nffn_hidden=64\n[[block]]\nlayers=3").unwrap();
+    /// let l = m.layout();
+    /// assert_eq!(l.kinds.len(), 2);
+    /// assert_eq!(l.counts_in(1, 3), vec![1, 2]);
+    /// ```
+    pub fn counts_in(&self, start: u32, len: u32) -> Vec<u32> {
+        let mut out = vec![0u32; self.kinds.len()];
+        let (lo, hi) = (u64::from(start), u64::from(start) + u64::from(len));
+        let mut at = 0u64;
+        for b in &self.blocks {
+            let end = at + u64::from(b.layers);
+            let overlap = end.min(hi).saturating_sub(at.max(lo));
+            out[b.kind] += overlap as u32;
+            at = end;
+        }
+        out
+    }
+
+    /// The kind of every layer in `[start, start + len)`, in order.
+    pub fn kinds_in(&self, start: u32, len: u32) -> impl Iterator<Item = usize> + '_ {
+        self.blocks
+            .iter()
+            .flat_map(|b| std::iter::repeat_n(b.kind, b.layers as usize))
+            .skip(start as usize)
+            .take(len as usize)
+    }
+
+    /// Layers of each kind in the whole model.
+    pub fn totals(&self) -> Vec<u32> {
+        let mut out = vec![0u32; self.kinds.len()];
+        for b in &self.blocks {
+            out[b.kind] += b.layers;
+        }
+        out
+    }
 }
 
 impl Model {
@@ -113,6 +192,42 @@ impl Model {
     /// Size of one attention head.
     pub fn head_dim(&self) -> u32 {
         self.hidden / self.heads.max(1)
+    }
+
+    /// The model's layers as kinds and runs (`[[block]]` tables, or all alike).
+    pub fn layout(&self) -> LayerLayout {
+        let base = LayerKind::Dense {
+            ffn_hidden: self.ffn_hidden(),
+        };
+        let specs: Vec<(LayerKind, u32)> = if self.blocks.is_empty() {
+            vec![(base, self.layers)]
+        } else {
+            self.blocks
+                .iter()
+                .map(|b| {
+                    let kind = LayerKind::Dense {
+                        ffn_hidden: b.ffn_hidden.unwrap_or(self.ffn_hidden()),
+                    };
+                    (kind, b.layers)
+                })
+                .collect()
+        };
+        let mut kinds: Vec<LayerKind> = Vec::new();
+        let mut blocks: Vec<Block> = Vec::new();
+        for (kind, layers) in specs {
+            let k = match kinds.iter().position(|x| *x == kind) {
+                Some(k) => k,
+                None => {
+                    kinds.push(kind);
+                    kinds.len() - 1
+                }
+            };
+            match blocks.last_mut() {
+                Some(last) if last.kind == k => last.layers += layers,
+                _ => blocks.push(Block { kind: k, layers }),
+            }
+        }
+        LayerLayout { kinds, blocks }
     }
 
     /// Checks the shape is self-consistent; the error names the field and what would be valid.
@@ -164,6 +279,36 @@ impl Model {
         ensure(self.ffn_hidden() > 0, || {
             FieldError::new("ffn_hidden", "must be at least 1", "e.g. 4 x hidden")
         })?;
+        if !self.blocks.is_empty() {
+            let mut sum = 0u64;
+            for (i, b) in self.blocks.iter().enumerate() {
+                ensure(b.layers > 0, || {
+                    FieldError::new(
+                        format!("block[{i}].layers"),
+                        "must be at least 1",
+                        "a positive integer",
+                    )
+                })?;
+                ensure(b.ffn_hidden != Some(0), || {
+                    FieldError::new(
+                        format!("block[{i}].ffn_hidden"),
+                        "must be at least 1",
+                        "e.g. 4 x hidden",
+                    )
+                })?;
+                sum += u64::from(b.layers);
+            }
+            ensure(sum == u64::from(self.layers), || {
+                FieldError::new(
+                    "block",
+                    format!(
+                        "the [[block]] tables hold {sum} layers, the model has {}",
+                        self.layers
+                    ),
+                    format!("block layers must sum to layers = {}", self.layers),
+                )
+            })?;
+        }
         if let Some(p) = self.max_positions {
             ensure(p > 0, || {
                 FieldError::new(

@@ -80,3 +80,35 @@ pub fn switch_instances() -> impl proptest::strategy::Strategy<Value = Instance>
             },
         )
 }
+
+/// A model whose first `first` layers have FFN width `ffn_first` and the rest the default 4h:
+/// two layer kinds in two blocks.
+pub fn two_kind_model(layers: u32, first: u32, hidden: u32, ffn_first: u32) -> Model {
+    toml::from_str(&format!(
+        "name='two-kind'\nlayers={layers}\nhidden={hidden}\nheads=2\nvocab=256\ntied_embeddings=true\nmax_positions=4096\n[[block]]\nlayers={first}\nffn_hidden={ffn_first}\n[[block]]\nlayers={}\n",
+        layers - first
+    ))
+    .unwrap()
+}
+
+/// Random small two-kind instances on one node (exact MIP): 3-4 layers of which the first 1-2
+/// differ in FFN width (narrower or wider), 2-4 GPUs, tight to roomy DRAM.
+pub fn two_kind_instances() -> impl proptest::strategy::Strategy<Value = Instance> {
+    use proptest::prelude::*;
+    (
+        3u32..=4,
+        1u32..=2,
+        prop::sample::select(vec![64u32, 128]),
+        prop::sample::select(vec![32u32, 1024]),
+        2u32..=4,
+        4_000f64..30_000.0,
+    )
+        .prop_map(|(layers, first, hidden, ffn_first, gpus, dram_kb)| {
+            instance(
+                two_kind_model(layers, first, hidden, ffn_first),
+                node(gpus, dram_kb * 1e-6, 0.0),
+                training(2, 64),
+                2,
+            )
+        })
+}

@@ -135,31 +135,6 @@ impl Mesh {
             .all(|a| healthy.iter().all(|b| next[(a * n + b) as usize] != NONE))
     }
 
-    pub(super) fn band_snake(&self, band: u32) -> Vec<DeviceId> {
-        let mut order = Vec::with_capacity(self.n() as usize);
-        let mut top = 0;
-        let mut forward = true;
-        while top < self.rows {
-            let height = band.min(self.rows - top);
-            let cols: Vec<u32> = if forward {
-                (0..self.cols).collect()
-            } else {
-                (0..self.cols).rev().collect()
-            };
-            for c in cols {
-                for r in top..top + height {
-                    let id = r * self.cols + c;
-                    if self.healthy[id as usize] {
-                        order.push(id);
-                    }
-                }
-            }
-            top += height;
-            forward = !forward;
-        }
-        order
-    }
-
     /// Counts the edges' routes on their links (`step` +1), or takes them off again (-1).
     pub(super) fn load_by(
         &self,

@@ -133,43 +133,12 @@ impl Fabric {
         (b < w && a * w + b < self.device_count()).then_some(a * w + b)
     }
 
-    fn width(&self) -> u32 {
+    /// Devices per row of a mesh, per node of a cluster.
+    pub fn width(&self) -> u32 {
         match self {
             Fabric::Mesh(m) => m.cols,
             Fabric::Cluster(c) => c.gpus_per_node,
         }
-    }
-
-    /// Healthy devices in the order default placements fill them. On a mesh: bands of two rows
-    /// walked column by column, bands in alternating directions, so that any `2k` consecutive dies
-    /// form a 2 x k block and consecutive blocks touch. Single rows (odd `t`) use a plain snake.
-    pub fn placement_order(&self, group: u32) -> Vec<DeviceId> {
-        match self {
-            Fabric::Mesh(m) => m.band_snake(if group % 2 == 0 { 2 } else { 1 }),
-            Fabric::Cluster(_) => (0..self.device_count()).collect(),
-        }
-    }
-
-    /// Reorders a group so that walking it is a short cycle: on a mesh, a group lying in two
-    /// adjacent rows becomes the top row left to right, then the bottom row right to left.
-    pub fn ring_order(&self, group: &mut [DeviceId]) {
-        let Fabric::Mesh(m) = self else { return };
-        let rows: Vec<u32> = group.iter().map(|id| id / m.cols).collect();
-        let (lo, hi) = (
-            rows.iter().min().copied().unwrap_or(0),
-            rows.iter().max().copied().unwrap_or(0),
-        );
-        if hi > lo + 1 {
-            return;
-        }
-        group.sort_by_key(|id| {
-            let (r, c) = (id / m.cols, id % m.cols);
-            if r == lo {
-                (0, c as i64)
-            } else {
-                (1, -(c as i64))
-            }
-        });
     }
 
     /// Rings run at the same time (one per group, in the group's order): what each gets.
@@ -258,17 +227,20 @@ impl Fabric {
     }
 }
 
+/// A `rows x cols` wafer of unit dies (1 TB/s links, 100 ns hops) with `extra` wafer fields, for
+/// unit tests.
+#[cfg(test)]
+pub(crate) fn test_wafer(rows: u32, cols: u32, extra: &str) -> Fabric {
+    let text = format!(
+        "name='w'\n[device]\npeak_tflops=1\nsram_mb=1\ndram_gb=1\ndram_bw_tb_per_s=1\n[software]\nattention='flash'\nexecution='dataflow'\n[wafer]\nrows={rows}\ncols={cols}\nd2d_bw_tb_per_s=1\nd2d_latency_ns=100\n{extra}"
+    );
+    let hw: Hardware = toml::from_str(&text).unwrap();
+    hw.fabric().unwrap()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn wafer(rows: u32, cols: u32, extra: &str) -> Fabric {
-        let text = format!(
-            "name='w'\n[device]\npeak_tflops=1\nsram_mb=1\ndram_gb=1\ndram_bw_tb_per_s=1\n[software]\nattention='flash'\nexecution='dataflow'\n[wafer]\nrows={rows}\ncols={cols}\nd2d_bw_tb_per_s=1\nd2d_latency_ns=100\n{extra}"
-        );
-        let hw: Hardware = toml::from_str(&text).unwrap();
-        hw.fabric().unwrap()
-    }
+    use super::test_wafer as wafer;
 
     #[test]
     fn two_by_two_block_runs_a_bidirectional_ring_at_twice_link_speed() {
@@ -321,7 +293,6 @@ mod tests {
         // 3 -> 5 would cross the dead centre; the detour takes four hops.
         assert_eq!(f.hops(3, 5), 4);
         assert!(f.is_connected());
-        assert!(!f.placement_order(1).contains(&4));
     }
 
     #[test]
@@ -329,17 +300,5 @@ mod tests {
         let f = wafer(2, 2, "faulty_links=[[[0,0],[0,1]]]");
         assert_eq!(f.hops(0, 1), 3);
         assert_eq!(f.hops(2, 3), 1);
-    }
-
-    #[test]
-    fn band_snake_makes_two_by_k_blocks() {
-        let f = wafer(4, 3, "");
-        assert_eq!(
-            f.placement_order(2),
-            vec![0, 3, 1, 4, 2, 5, 8, 11, 7, 10, 6, 9]
-        );
-        let mut g = vec![0, 3, 1, 4];
-        f.ring_order(&mut g);
-        assert_eq!(g, vec![0, 1, 4, 3]);
     }
 }

@@ -3,10 +3,12 @@
 //! small plan moves (a layer to a neighbouring stage, a layer to another recomputation mode),
 //! every candidate scored by the evaluator and kept only if feasible and faster.
 
-use crate::cost::config::ConfigCosts;
-use crate::cost::{evaluate_with, Evaluation, Recompute};
+use crate::cost::{evaluate_with, ConfigCosts, Evaluation};
+use crate::hardware::Fabric;
 use crate::instance::Instance;
-use crate::plan::Plan;
+
+use crate::plan::{Plan, Recompute, RecomputeCounts, Stage};
+use crate::workload::LayerLayout;
 
 /// Evaluations local search may spend.
 pub const BUDGET: usize = 400;
@@ -43,15 +45,17 @@ pub fn refine(
     }
     let score = |cand: &Plan, spent: &mut usize| -> Option<Evaluation> {
         *spent += 1;
-        let placement = cand.placement(fabric).ok()?;
-        let e = evaluate_with(inst, cand, costs, &placement);
+        let g = cand.placement(fabric).ok()?;
+        let e = evaluate_with(inst, cand, costs, &g);
         e.feasible.then_some(e)
     };
     best.0 = pinned.clone();
     let mut improved = true;
     while improved && spent < BUDGET {
         improved = false;
-        for cand in neighbours(&pinned) {
+        let mut moves = placement_moves(&pinned, fabric);
+        moves.extend(layer_moves(&pinned, &costs.layout));
+        for cand in moves {
             if spent >= BUDGET {
                 break;
             }
@@ -68,51 +72,106 @@ pub fn refine(
     best
 }
 
-/// Candidate moves from a plan with pinned placement, cheapest ideas first.
-fn neighbours(plan: &Plan) -> Vec<Plan> {
-    let mut out = Vec::new();
-    let p = plan.stages.len();
-    // Swap the devices of two stages (all replicas at once).
-    for a in 0..p {
-        for b in a + 1..p {
+/// The plan on each placement local search may move to (`Placement::stage_swaps`).
+fn placement_moves(plan: &Plan, fabric: &Fabric) -> Vec<Plan> {
+    let Ok(g) = plan.placement(fabric) else {
+        return Vec::new();
+    };
+    g.stage_swaps()
+        .map(|moved| {
             let mut c = plan.clone();
-            let da = c.stages[a].dies.take();
-            let db = c.stages[b].dies.take();
-            c.stages[a].dies = db;
-            c.stages[b].dies = da;
-            out.push(c);
+            c.pin(&moved, fabric);
+            c
+        })
+        .collect()
+}
+
+/// A stage's layers as runs of one kind each: `(kind, modes)`, in layer order.
+fn kind_runs(stage: &Stage, layout: &LayerLayout, start: u32) -> Vec<(usize, RecomputeCounts)> {
+    let mut out: Vec<(usize, RecomputeCounts)> = Vec::new();
+    for (k, r) in layout
+        .kinds_in(start, stage.layers)
+        .zip(stage.modes_in_order())
+    {
+        match out.last_mut() {
+            Some((kind, counts)) if *kind == k => *counts.get_mut(r) += 1,
+            _ => out.push((k, RecomputeCounts::all(r, 1))),
         }
     }
-    // Move one layer to a neighbouring stage, in each mode it has.
+    out
+}
+
+/// Plan moves, cheapest ideas first: a boundary layer to the neighbouring stage (in each mode
+/// the boundary run has), then one layer to another recomputation mode.
+fn layer_moves(plan: &Plan, layout: &LayerLayout) -> Vec<Plan> {
+    let p = plan.stages.len();
+    let mut starts = Vec::with_capacity(p);
+    let mut at = 0u32;
+    for s in &plan.stages {
+        starts.push(at);
+        at = at.saturating_add(s.layers);
+    }
+    let runs: Vec<Vec<(usize, RecomputeCounts)>> = plan
+        .stages
+        .iter()
+        .zip(&starts)
+        .map(|(s, start)| kind_runs(s, layout, *start))
+        .collect();
+    let with_runs = |base: &Plan, changed: &[(usize, Vec<(usize, RecomputeCounts)>)]| {
+        let mut c = base.clone();
+        for (j, r) in changed {
+            c.stages[*j].recompute = r.iter().map(|(_, counts)| *counts).collect();
+            c.stages[*j].layers = r.iter().map(|(_, counts)| counts.total() as u32).sum();
+        }
+        c
+    };
+    let mut out = Vec::new();
     for j in 0..p {
         for to in [j.wrapping_sub(1), j + 1] {
             if to >= p || plan.stages[j].layers <= 1 {
                 continue;
             }
+            // The layer at the boundary: the first run's when moving back, the last run's when
+            // moving on; it joins the near end of the other stage.
+            let back = to < j;
+            let Some(&(kind, counts)) = (if back {
+                runs[j].first()
+            } else {
+                runs[j].last()
+            }) else {
+                continue;
+            };
             for r in Recompute::ALL {
-                if plan.stages[j].recompute.get(r) == 0 {
+                if counts.get(r) == 0 {
                     continue;
                 }
-                let mut c = plan.clone();
-                *c.stages[j].recompute.get_mut(r) -= 1;
-                c.stages[j].layers -= 1;
-                *c.stages[to].recompute.get_mut(r) += 1;
-                c.stages[to].layers += 1;
-                out.push(c);
+                let mut from = runs[j].clone();
+                let edge = if back { 0 } else { from.len() - 1 };
+                *from[edge].1.get_mut(r) -= 1;
+                from.retain(|(_, c)| c.total() > 0);
+                let mut into = runs[to].clone();
+                let near = if back { into.len().wrapping_sub(1) } else { 0 };
+                match into.get_mut(near) {
+                    Some((k, c)) if *k == kind => *c.get_mut(r) += 1,
+                    _ if back => into.push((kind, RecomputeCounts::all(r, 1))),
+                    _ => into.insert(0, (kind, RecomputeCounts::all(r, 1))),
+                }
+                out.push(with_runs(plan, &[(j, from), (to, into)]));
             }
         }
     }
-    // Change the recomputation mode of one layer.
-    for j in 0..p {
-        for from in Recompute::ALL {
-            for to in Recompute::ALL {
-                if from == to || plan.stages[j].recompute.get(from) == 0 {
-                    continue;
+    for (j, stage_runs) in runs.iter().enumerate() {
+        for (i, (_, counts)) in stage_runs.iter().enumerate() {
+            for from in Recompute::ALL {
+                for to in Recompute::ALL {
+                    if from == to || counts.get(from) == 0 {
+                        continue;
+                    }
+                    let mut changed = stage_runs.clone();
+                    *changed[i].1.get_mut(from) -= 1;
+                    *changed[i].1.get_mut(to) += 1;
+                    out.push(with_runs(plan, &[(j, changed)]));
                 }
-                let mut c = plan.clone();
-                *c.stages[j].recompute.get_mut(from) -= 1;
-                *c.stages[j].recompute.get_mut(to) += 1;
-                out.push(c);
             }
         }
     }
@@ -127,6 +186,7 @@ fn neighbours(plan: &Plan) -> Vec<Plan> {
 /// they cost nothing in its objective; people reading the plan should not have to see them.
 pub fn untangle_parking(plan: &Plan, inflight: &dyn Fn(u32) -> f64) -> Plan {
     use crate::plan::{Park, ParkKind};
+
     let mut out = plan.clone();
     for what in [ParkKind::Activations, ParkKind::Optimizer] {
         for _ in 0..4 * plan.stages.len() * plan.stages.len() {
@@ -187,6 +247,45 @@ pub fn untangle_parking(plan: &Plan, inflight: &dyn Fn(u32) -> f64) -> Plan {
 mod tests {
     use super::*;
     use crate::plan::{Park, ParkKind};
+
+    #[test]
+    fn a_boundary_layer_keeps_its_kind() {
+        // Kinds: A A B | B B; moving stage 0's last layer (B) on prepends it to stage 1's B run;
+        // moving stage 1's first layer back appends a B run to stage 0.
+        let m: crate::Model = toml::from_str("name='m'\nlayers=5\nhidden=8\nheads=2\nvocab=10\ntied_embeddings=true\n[[block]]\nlayers=2\nffn_hidden=64\n[[block]]\nlayers=3").unwrap();
+        let mut plan = Plan::uniform(5, 1, 1, 2, 1, Recompute::None);
+        plan.stages[0].layers = 3;
+        plan.stages[0].recompute = vec![
+            RecomputeCounts::all(Recompute::None, 2),
+            RecomputeCounts::all(Recompute::Full, 1),
+        ];
+        plan.stages[1].layers = 2;
+        plan.stages[1].recompute = vec![RecomputeCounts::all(Recompute::None, 2)];
+        let moves = layer_moves(&plan, &m.layout());
+        let on = &moves[0];
+        assert_eq!(
+            on.stages.iter().map(|s| s.layers).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        assert_eq!(
+            on.stages[1].recompute,
+            vec![RecomputeCounts {
+                none: 2,
+                selective: 0,
+                full: 1
+            }]
+        );
+        let back = &moves[1];
+        assert_eq!(back.stages[0].recompute.len(), 2);
+        assert_eq!(
+            back.stages[0].recompute[1],
+            RecomputeCounts {
+                none: 1,
+                selective: 0,
+                full: 1
+            }
+        );
+    }
 
     #[test]
     fn chains_collapse_to_direct_parking() {

@@ -2,14 +2,17 @@
 //! layers of every stage in every recomputation mode, which stages keep their weights in SRAM, and
 //! how many bytes of activations and optimizer state each stage parks in each other stage's DRAM.
 //!
-//! Variables: integers `n[j][r]` (layers of stage j in mode r with weights in DRAM) and, where a
-//! layer's weights could fit in SRAM, `s[j][r]` and a binary `y[j]` (stage j's weights in SRAM);
-//! continuous `act[j][i]`, `opt[j][i]` (bytes parked from j on i, in DRAM capacities); epigraph variables `tau_max` and
-//! `tail_max`. Everything is linear because the configuration fixes every product's other factor:
-//! in-flight micro-batches per stage, per-layer costs, micro-batch count (context/formulation.md).
+//! Variables: integers `x[j][k][w][r]` (layers of kind k on stage j in mode r with weights from
+//! source w; SRAM only where a layer could fit) and a binary `y[j]` (stage j's weights in SRAM);
+//! with several blocks of layer kinds, cumulative counts and binaries that keep the layers in
+//! order; continuous bytes parked from each stage on each other (activations and optimizer state,
+//! in DRAM capacities); epigraph variables `tau_max` and `tail_max`. Everything is linear because
+//! the configuration fixes every product's other factor: in-flight micro-batches per stage,
+//! per-layer costs, micro-batch count. The rows are the stage model's (`cost::stage`) over these
+//! variables.
 //!
-//! Objective: the evaluator's step time, `sum_j tau_j + (m - 1) tau_max + tail_max`, with
-//! communication at the best any placement allows (`ConfigCosts::ideal_comm`): the one relaxation,
+//! Objective: the evaluator's step time, `sum_j tau_j / v + (m - 1/v) tau_max + tail_max`, with
+//! communication at the best any placement allows ([`IdealComm`]): the one relaxation,
 //! named in [`RELAXATIONS`]. HiGHS's tolerances are absolute, so the MIP measures time in units of
 //! one stage's time per micro-batch and memory in units of one device's DRAM: a toy model
 //! and GPT-3 then look alike to the solver.
@@ -21,21 +24,15 @@
 //! forces every variable of the block to 0 (see `ConfigBlock::add` for why no other row is
 //! needed) and `z_k = 1` is exactly the stand-alone MIP.
 
-mod block;
-mod model;
-
-pub(crate) use block::ConfigBlock;
-pub(crate) use model::Model;
-
-use crate::cost::config::ConfigCosts;
-use crate::cost::CommCosts;
-use crate::cost::Recompute;
+use crate::cost::{CommCosts, ConfigCosts, IdealComm};
 use crate::error::Error;
 use crate::instance::Instance;
-use crate::plan::Placement;
-use crate::plan::{Plan, Stage, Tier};
+use crate::placement::Placement;
+use crate::plan::{Plan, Recompute, WeightSource};
 
-use crate::formulation::solver::{RawStatus, SolverOptions};
+use super::block::ConfigBlock;
+use super::model::Model;
+use super::solver::{RawStatus, SolverOptions};
 
 /// Terms the MIP under-estimates (and why the bound stays valid).
 pub const RELAXATIONS: &[&str] = &[
@@ -56,7 +53,7 @@ impl MipComm {
     /// bound a lower bound over all placements.
     pub fn ideal(inst: &Instance, c: &ConfigCosts) -> Self {
         let p = c.config.pp as usize;
-        let bw = c.ideal_comm(inst.fabric()).park_bw;
+        let bw = IdealComm::of(c, inst.fabric()).park_bw;
         MipComm {
             stage: CommCosts::ideal(inst, c),
             park_bw: vec![vec![bw; p]; p],
@@ -73,9 +70,13 @@ impl MipComm {
                 if i == j {
                     continue;
                 }
-                let pairs: Vec<_> = g
-                    .iter()
-                    .flat_map(|rep| rep[j].iter().copied().zip(rep[i].iter().copied()))
+                let pairs: Vec<_> = (0..g.replicas())
+                    .flat_map(|r| {
+                        g.group(r, j)
+                            .iter()
+                            .copied()
+                            .zip(g.group(r, i).iter().copied())
+                    })
                     .collect();
                 *bw = inst
                     .fabric()
@@ -113,17 +114,13 @@ pub struct StageMipResult {
 }
 
 impl<'a> StageMip<'a> {
-    /// Builds the MIP of one configuration. `fixed`: if given, the layers, modes and weight tiers
-    /// of every stage are fixed (the exhaustive search solves only the parking LP).
-    pub fn new(
-        inst: &Instance,
-        costs: &'a ConfigCosts,
-        comm: MipComm,
-        fixed: Option<&[Stage]>,
-    ) -> Self {
+    /// Builds the MIP of one configuration. `fixed`: if given, the layers, modes and weight
+    /// sources of every stage are those of this plan (the exhaustive search solves only the
+    /// parking LP).
+    pub fn new(costs: &'a ConfigCosts, comm: MipComm, fixed: Option<&Plan>) -> Self {
         let mut model = Model::new();
         let unit = time_unit(costs, &comm);
-        let block = ConfigBlock::add(&mut model, inst, costs, comm, fixed, None, unit);
+        let block = ConfigBlock::add(&mut model, costs, comm, fixed, None, unit);
         StageMip { model, block }
     }
 
@@ -179,7 +176,11 @@ pub(crate) fn time_unit(c: &ConfigCosts, comm: &MipComm) -> f64 {
         .iter()
         .copied()
         .fold(0.0, f64::max);
-    let layer = c.layer_time_s(Tier::Dram, Recompute::None, tp);
+    let layer = c
+        .kinds
+        .iter()
+        .map(|k| k.time_s(WeightSource::Dram, Recompute::None, tp))
+        .fold(0.0, f64::max);
     let per_stage = c.model_layers as f64 * layer / c.config.pp as f64;
     per_stage.max(1e-12)
 }

@@ -1,5 +1,5 @@
 //! `solve` by the monolithic formulation: one MIP over many configurations at once
-//! ([`MonolithicMip`]), to benchmark against the decomposition of [`super::solve`].
+//! ([`MonolithicMip`]), to benchmark against the decomposition of [`super::decomposition::solve`].
 //!
 //! The candidates are the memory-feasible configurations in order of their cheap bound. One MIP
 //! over thousands of them may be too big, so the MIP takes the first `max_candidates`; every
@@ -12,15 +12,14 @@
 use std::time::Instant;
 
 use crate::cost::Evaluation;
-use crate::error::Error;
+use crate::error::{Error, InfeasibleReason};
 use crate::formulation::monolithic::MonolithicMip;
 use crate::formulation::{RawStatus, SolverOptions};
 use crate::instance::Instance;
 use crate::plan::Plan;
+use crate::solution::{ConfigStats, Found, Method, Solution};
 
-use super::{
-    candidates, infeasible, local, no_plan, score, ConfigStats, Found, SearchOptions, Solution,
-};
+use super::{candidates, infeasible, local, no_plan, score, Observer, SearchOptions};
 
 /// Configurations in one monolithic MIP unless told otherwise.
 pub const DEFAULT_MAX_CANDIDATES: usize = 64;
@@ -50,15 +49,30 @@ pub struct MipSize {
     pub columns: usize,
 }
 
-/// [`solve_with`] with [`DEFAULT_MAX_CANDIDATES`] configurations per MIP.
-///
-/// ```no_run
-/// let inst = watos::Instance::load("instances/llama-30b-wafer.toml").unwrap();
-/// let sol = watos::search::monolithic::solve(&inst, &Default::default()).unwrap();
-/// assert!(sol.lower_bound_s <= sol.evaluation.step_time_s);
-/// ```
-pub fn solve(inst: &Instance, opts: &SearchOptions) -> Result<Solution, Error> {
-    solve_with(inst, opts, &MonolithicOptions::default()).map(|(s, _)| s)
+/// The monolithic formulation as a strategy: one MIP over up to `max_candidates` configurations
+/// at a time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Monolithic {
+    pub options: MonolithicOptions,
+}
+
+impl super::Strategy for Monolithic {
+    fn name(&self) -> &'static str {
+        "monolithic"
+    }
+
+    fn space(&self) -> &'static str {
+        "the decomposition's space, as one MIP choosing the configuration with a binary per configuration"
+    }
+
+    fn solve(
+        &self,
+        inst: &Instance,
+        opts: &SearchOptions,
+        observer: &dyn Observer,
+    ) -> Result<Solution, Error> {
+        solve_with(inst, opts, &self.options, observer).map(|(s, _)| s)
+    }
 }
 
 /// The incumbent: best evaluated plan so far.
@@ -74,17 +88,24 @@ struct Best {
 /// of the MIPs it built.
 ///
 /// Each MIP is solved to half the requested gap, the other half left for what placement adds
-/// (as [`super::solve`] does); its plan is re-scored by the evaluator with the default
+/// (as [`super::decomposition::solve`] does); its plan is re-scored by the evaluator with the default
 /// placement, then refined by local search if asked.
+///
+/// ```no_run
+/// let inst = watos::Instance::load("instances/llama-30b-wafer.toml").unwrap();
+/// let (sol, size) = watos::strategy::monolithic::solve_with(&inst, &Default::default(), &Default::default(), &watos::strategy::Silent).unwrap();
+/// assert!(sol.lower_bound_s <= sol.evaluation.step_time_s && size.mips >= 1);
+/// ```
 pub fn solve_with(
     inst: &Instance,
     opts: &SearchOptions,
     mono: &MonolithicOptions,
+    observer: &dyn Observer,
 ) -> Result<(Solution, MipSize), Error> {
     let start = Instant::now();
     let (cands, rejected, closest) = candidates(inst);
     if cands.is_empty() {
-        return Err(infeasible(inst, closest, false));
+        return Err(infeasible(inst, closest, InfeasibleReason::Aggregate));
     }
     let target = opts.solver.gap;
     let per_mip = mono.max_candidates.max(1);
@@ -93,7 +114,7 @@ pub fn solve_with(
         .time_limit_s
         .map(|t| start + std::time::Duration::from_secs_f64(t.max(0.0)));
     let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
-    let bar = crate::report::progress_bar(opts.progress, cands.len() as u64, "configurations");
+    observer.start(cands.len() as u64, "configurations");
     let mut best: Option<Best> = None;
     // Least dual bound of the MIPs solved so far; the candidates from `next` on are bounded by
     // their cheap bounds.
@@ -129,7 +150,7 @@ pub fn solve_with(
         limited |= res.status == RawStatus::Limit;
         mip_bound = mip_bound.min(res.bound_s);
         next = end;
-        bar.inc(block.len() as u64);
+        observer.advance(block.len() as u64);
         if let (Some(k), Some(raw)) = (res.choice, res.plan) {
             let k = k + (end - block.len());
             let (plan, eval) = score(inst, &cands[k].costs, raw)?;
@@ -143,7 +164,7 @@ pub fn solve_with(
             }
         }
     }
-    bar.finish_and_clear();
+    observer.finish();
     let Some(best) = best else {
         return Err(no_plan(
             inst,
@@ -181,7 +202,7 @@ pub fn solve_with(
         },
         &opts.solver,
         start,
-        "monolithic",
+        Method::Monolithic,
     );
     Ok((solution, size))
 }

@@ -1,0 +1,147 @@
+//! Structural checks of a plan against an instance: what makes a plan meaningless, as opposed to
+//! merely not fitting (which the evaluator reports as a violation).
+
+use crate::error::{ensure, FieldError};
+use crate::instance::Instance;
+use crate::workload::divisors;
+
+use super::Plan;
+
+fn list(n: u32) -> String {
+    divisors(n)
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn check(plan: &Plan, inst: &Instance) -> Result<(), FieldError> {
+    let m = &inst.model;
+    for (field, v) in [
+        ("dp", plan.dp),
+        ("tp", plan.tp),
+        ("pp", plan.pp),
+        ("micro_batch", plan.micro_batch),
+        ("interleave", plan.interleave),
+    ] {
+        ensure(v >= 1, || {
+            FieldError::new(field, "must be at least 1", "a positive integer")
+        })?;
+    }
+    ensure(m.heads % plan.tp == 0, || {
+        FieldError::new(
+            "tp",
+            format!(
+                "tensor parallelism {} does not divide the {} attention heads of {}",
+                plan.tp, m.heads, m.name
+            ),
+            format!("valid: {}", list(m.heads)),
+        )
+    })?;
+    let kv = m.kv_heads();
+    ensure(kv % plan.tp == 0 || plan.tp % kv == 0, || {
+        let valid: Vec<String> = divisors(m.heads)
+            .filter(|t| kv % t == 0 || t % kv == 0)
+            .map(|t| t.to_string())
+            .collect();
+        FieldError::new(
+            "tp",
+            format!(
+                "tensor parallelism {} neither divides nor is a multiple of the {kv} key/value heads",
+                plan.tp
+            ),
+            format!("valid: {}", valid.join(", ")),
+        )
+    })?;
+    // Products and sums in u64: the factors come from files and flags, and a product that wraps
+    // would pass (or fail) a check for the wrong reason.
+    let gb = inst.training.global_batch;
+    ensure(
+        u64::from(gb) % (u64::from(plan.dp) * u64::from(plan.micro_batch)) == 0,
+        || {
+            FieldError::new(
+                "micro_batch",
+                format!(
+                    "dp {} x micro-batch {} does not divide the global batch {gb}",
+                    plan.dp, plan.micro_batch
+                ),
+                format!("dp x micro_batch must divide {gb}"),
+            )
+        },
+    )?;
+    let healthy = inst.fabric().healthy_count();
+    let devices = plan.devices();
+    ensure(devices <= u64::from(healthy), || {
+        FieldError::new(
+            "dp",
+            format!(
+                "dp {} x tp {} x pp {} = {devices} devices, but {} has {healthy} healthy",
+                plan.dp, plan.tp, plan.pp, inst.hardware.name
+            ),
+            format!("use at most {healthy} devices"),
+        )
+    })?;
+    ensure(plan.stages.len() as u64 == u64::from(plan.pp), || {
+        FieldError::new(
+            "stage",
+            format!(
+                "{} [[stage]] tables for pp = {}",
+                plan.stages.len(),
+                plan.pp
+            ),
+            "one [[stage]] per pipeline stage",
+        )
+    })?;
+    ensure(plan.pp <= m.layers, || {
+        FieldError::new(
+            "pp",
+            format!("{} stages for {} layers", plan.pp, m.layers),
+            format!("at most {}", m.layers),
+        )
+    })?;
+    let mut total = 0u64;
+    for (j, s) in plan.stages.iter().enumerate() {
+        let f = |name: &str| format!("stage[{j}].{name}");
+        ensure(s.layers >= 1, || {
+            FieldError::new(f("layers"), "a stage needs at least one layer", "1 or more")
+        })?;
+        let counted: u64 = s.recompute.iter().map(|r| r.total()).sum();
+        ensure(counted == u64::from(s.layers), || {
+            FieldError::new(
+                f("recompute"),
+                format!(
+                    "counts sum to {counted} but the stage has {} layers",
+                    s.layers
+                ),
+                "none + selective + full = layers",
+            )
+        })?;
+        ensure(s.layers % plan.interleave == 0, || {
+            FieldError::new(
+                f("layers"),
+                format!(
+                    "{} layers do not split into {} interleaved chunks",
+                    s.layers, plan.interleave
+                ),
+                "layers per stage must be a multiple of interleave",
+            )
+        })?;
+        for (i, park) in s.park.iter().enumerate() {
+            ensure(park.to < plan.pp && park.to != j as u32, || {
+                FieldError::new(
+                    format!("stage[{j}].park[{i}].to"),
+                    format!("stage {} is not another stage of this plan", park.to),
+                    format!("0..{} except {j}", plan.pp),
+                )
+            })?;
+        }
+        total += u64::from(s.layers);
+    }
+    ensure(total == u64::from(m.layers), || {
+        FieldError::new(
+            "stage",
+            format!("stages hold {total} layers, the model has {}", m.layers),
+            format!("layers must sum to {}", m.layers),
+        )
+    })?;
+    plan.placement(inst.fabric()).map(|_| ())
+}

@@ -1,0 +1,41 @@
+//! The top-level choices of a plan: everything its per-stage decisions are made under.
+
+use super::Plan;
+
+/// Parallel degrees, micro-batch and the switches that fix every per-layer cost.
+///
+/// ```
+/// let plan = watos::Plan::uniform(8, 2, 4, 2, 1, watos::plan::Recompute::None);
+/// let c = watos::plan::Config::of(&plan);
+/// assert_eq!((c.dp, c.tp, c.pp, c.devices()), (2, 4, 2, 16));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Config {
+    pub dp: u32,
+    pub tp: u32,
+    pub pp: u32,
+    pub micro_batch: u32,
+    pub sequence_parallel: bool,
+    pub interleave: u32,
+    pub zero1: bool,
+}
+
+impl Config {
+    /// The configuration of a plan.
+    pub fn of(plan: &Plan) -> Self {
+        Config {
+            dp: plan.dp,
+            tp: plan.tp,
+            pp: plan.pp,
+            micro_batch: plan.micro_batch,
+            sequence_parallel: plan.sequence_parallel,
+            interleave: plan.interleave,
+            zero1: plan.zero1,
+        }
+    }
+
+    /// Devices the configuration uses.
+    pub fn devices(&self) -> u64 {
+        u64::from(self.dp) * u64::from(self.tp) * u64::from(self.pp)
+    }
+}

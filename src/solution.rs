@@ -1,0 +1,160 @@
+//! What a search returns: the plan, the evaluator's verdict on it, and what was proven about it.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::cost::Evaluation;
+use crate::formulation::{SolverOptions, RELAXATIONS};
+use crate::plan::Plan;
+
+/// How the search ended. One spelling everywhere: tables, JSON and the README print the
+/// snake_case name.
+///
+/// ```
+/// assert_eq!(watos::solution::Status::PlacementGap.to_string(), "placement_gap");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Proven within the requested gap.
+    Optimal,
+    /// A time limit stopped the search; the gap says how far it got.
+    TimeLimit,
+    /// A node limit stopped a MIP; the gap says how far it got.
+    NodeLimit,
+    /// Every configuration was settled, but the real placement's communication costs more than
+    /// the MIP's ideal by more than the requested gap (see `relaxations`).
+    PlacementGap,
+}
+
+impl Status {
+    /// The name tables and JSON print.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Optimal => "optimal",
+            Status::TimeLimit => "time_limit",
+            Status::NodeLimit => "node_limit",
+            Status::PlacementGap => "placement_gap",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which search found the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Branch-and-bound over configurations, one MIP each.
+    Decomposition,
+    /// One MIP over many configurations.
+    Monolithic,
+    /// Every plan of the space enumerated.
+    Exhaustive,
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::Decomposition => "decomposition",
+            Method::Monolithic => "monolithic",
+            Method::Exhaustive => "exhaustive",
+        })
+    }
+}
+
+/// Counts of what the search did with the configurations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ConfigStats {
+    pub total: usize,
+    /// Ruled out by the aggregate memory test.
+    pub memory_infeasible: usize,
+    /// MIPs solved.
+    pub solved: usize,
+    /// Skipped because their bound could not beat the incumbent by more than the gap.
+    pub pruned: usize,
+}
+
+/// The answer of `watos solve`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Solution {
+    pub plan: Plan,
+    /// The evaluator's verdict on `plan` (the printed figures).
+    pub evaluation: Evaluation,
+    /// Proven lower bound on the step time of every plan in the space.
+    pub lower_bound_s: f64,
+    /// `(step_time - lower_bound) / step_time`.
+    pub gap: f64,
+    pub status: Status,
+    pub solve_time_s: f64,
+    /// The MIP's objective at the plan it returned (before local search), and the evaluator's
+    /// figure for that same plan.
+    pub mip_objective_s: f64,
+    pub mip_plan_step_time_s: f64,
+    pub configs: ConfigStats,
+    pub nodes: u64,
+    /// Terms the MIP under-estimates.
+    pub relaxations: Vec<String>,
+    pub method: Method,
+}
+
+/// What a search found and how it stopped, before the gap and status are worked out.
+pub(crate) struct Found {
+    pub plan: Plan,
+    pub evaluation: Evaluation,
+    /// Least proven bound over the space (the plan's own step time caps it).
+    pub bound_s: f64,
+    pub mip_objective_s: f64,
+    pub mip_plan_step_time_s: f64,
+    pub configs: ConfigStats,
+    pub nodes: u64,
+    pub out_of_time: bool,
+    pub limited: bool,
+}
+
+impl Solution {
+    /// The gap and status of what a search found: optimal within the target; otherwise stopped by
+    /// time or nodes; otherwise the placement relaxation is what keeps the gap open.
+    pub(crate) fn conclude(
+        found: Found,
+        solver: &SolverOptions,
+        start: Instant,
+        method: Method,
+    ) -> Self {
+        let step = found.evaluation.step_time_s;
+        let lower_bound_s = found.bound_s.min(step);
+        let gap = (step - lower_bound_s) / step;
+        let status = if gap <= solver.gap + 1e-12 {
+            Status::Optimal
+        } else if found.out_of_time {
+            Status::TimeLimit
+        } else if found.limited {
+            if solver.node_limit.is_some() {
+                Status::NodeLimit
+            } else {
+                Status::TimeLimit
+            }
+        } else {
+            Status::PlacementGap
+        };
+        Solution {
+            gap,
+            plan: found.plan,
+            evaluation: found.evaluation,
+            lower_bound_s,
+            status,
+            solve_time_s: start.elapsed().as_secs_f64(),
+            mip_objective_s: found.mip_objective_s,
+            mip_plan_step_time_s: found.mip_plan_step_time_s,
+            configs: found.configs,
+            nodes: found.nodes,
+            relaxations: RELAXATIONS.iter().map(|s| s.to_string()).collect(),
+            method,
+        }
+    }
+}

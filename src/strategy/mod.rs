@@ -1,0 +1,192 @@
+//! Strategies: ways of choosing plans. Each has a space, rules and a search, and returns a plan
+//! scored by the one evaluator, so `compare` is a loop over strategies and "watos is never slower
+//! than a baseline" is testable. The searches read costs and bounds from `cost` and MIPs from
+//! `formulation`; they compute no physics of their own.
+
+pub mod decomposition;
+pub mod exhaustive;
+pub mod local;
+pub mod monolithic;
+pub mod space;
+
+use crate::cost::bound::{memory_need, quick_bound, shortfall, MemoryNeed};
+use crate::cost::{evaluate_with, plan_error, CommCosts, ConfigCosts, Evaluation};
+use crate::error::{Error, Infeasibility, InfeasibleReason};
+use crate::formulation::SolverOptions;
+use crate::instance::Instance;
+use crate::plan::{Config, Plan};
+use crate::solution::Solution;
+
+/// How a search runs.
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    pub solver: SolverOptions,
+    /// Refine the MIP's plan with evaluator-scored local search.
+    pub local_search: bool,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            solver: SolverOptions::default(),
+            local_search: true,
+        }
+    }
+}
+
+/// Watches a search make progress (the command line draws a bar; tests watch nothing).
+pub trait Observer: Sync {
+    /// `total` units of `what` to go through.
+    fn start(&self, total: u64, what: &str) {
+        let _ = (total, what);
+    }
+    /// `n` more done.
+    fn advance(&self, n: u64) {
+        let _ = n;
+    }
+    /// The search is over.
+    fn finish(&self) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Observer for Silent {}
+
+/// A way of choosing plans.
+///
+/// ```
+/// let inst = watos::Instance::load(concat!(env!("CARGO_MANIFEST_DIR"), "/instances/llama3-70b-wafer.toml")).unwrap();
+/// let s = watos::strategy::by_name("decomposition").unwrap();
+/// let sol = s.solve(&inst, &Default::default(), &watos::strategy::Silent).unwrap();
+/// assert!(sol.lower_bound_s <= sol.evaluation.step_time_s);
+/// ```
+pub trait Strategy {
+    /// Its name on the command line.
+    fn name(&self) -> &'static str;
+    /// What it searches, in a sentence.
+    fn space(&self) -> &'static str;
+    /// The best plan it finds, scored by the evaluator, with what it proved.
+    fn solve(
+        &self,
+        inst: &Instance,
+        opts: &SearchOptions,
+        observer: &dyn Observer,
+    ) -> Result<Solution, Error>;
+}
+
+/// Every strategy by name.
+pub const NAMES: &[&str] = &["decomposition", "monolithic", "exhaustive"];
+
+/// The strategy of a name in [`NAMES`].
+pub fn by_name(name: &str) -> Option<Box<dyn Strategy>> {
+    match name {
+        "decomposition" => Some(Box::new(decomposition::Decomposition)),
+        "monolithic" => Some(Box::new(monolithic::Monolithic::default())),
+        "exhaustive" => Some(Box::new(exhaustive::Exhaustive)),
+        _ => None,
+    }
+}
+
+/// The default strategy's search ([`decomposition::solve`]), watched by nobody.
+pub fn solve(inst: &Instance, opts: &SearchOptions) -> Result<Solution, Error> {
+    decomposition::solve(inst, opts, &Silent)
+}
+
+/// One configuration ready to search.
+pub(crate) struct Candidate {
+    pub costs: ConfigCosts,
+    pub bound_s: f64,
+}
+
+/// The memory-feasible configurations with their coefficients and cheap bounds, in order of
+/// bound; the number ruled out by memory, and the one that comes closest (for the explanation).
+pub(crate) fn candidates(inst: &Instance) -> (Vec<Candidate>, usize, Option<(Config, MemoryNeed)>) {
+    use rayon::prelude::*;
+    let all = space::configs(inst);
+    let scored: Vec<(ConfigCosts, MemoryNeed)> = all
+        .par_iter()
+        .map(|c| {
+            let costs = ConfigCosts::new(inst, *c);
+            let need = memory_need(&costs);
+            (costs, need)
+        })
+        .collect();
+    let mut closest: Option<(Config, MemoryNeed)> = None;
+    let mut out = Vec::new();
+    let mut rejected = 0;
+    for (costs, need) in scored {
+        if need.fits() {
+            let bound_s = quick_bound(&costs, &CommCosts::ideal(inst, &costs), false);
+            out.push(Candidate { costs, bound_s });
+        } else {
+            rejected += 1;
+            let ratio = need.total_bytes() / need.available_bytes;
+            if closest
+                .as_ref()
+                .is_none_or(|(_, n)| ratio < n.total_bytes() / n.available_bytes)
+            {
+                closest = Some((costs.config, need));
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        a.bound_s
+            .total_cmp(&b.bound_s)
+            .then(a.costs.config.cmp(&b.costs.config))
+    });
+    (out, rejected, closest)
+}
+
+/// The search ended without a plan: a limit stopped it first (not infeasibility), or nothing fits.
+pub(crate) fn no_plan(
+    inst: &Instance,
+    closest: Option<(Config, MemoryNeed)>,
+    stopped: bool,
+    settled: usize,
+    total: usize,
+) -> Error {
+    if stopped {
+        Error::Limit(format!("the limit ran out after {settled} of {total} configurations, before any feasible plan was found"))
+    } else {
+        infeasible(inst, closest, InfeasibleReason::PerDevice)
+    }
+}
+
+/// Why nothing fits, with figures.
+pub(crate) fn infeasible(
+    inst: &Instance,
+    closest: Option<(Config, MemoryNeed)>,
+    reason: InfeasibleReason,
+) -> Error {
+    let healthy = inst.fabric().healthy_count();
+    Error::Infeasible(Box::new(Infeasibility {
+        model: inst.model.name.clone(),
+        hardware: inst.hardware.name.clone(),
+        healthy_devices: healthy,
+        dram_total_bytes: inst.hardware.dram_bytes() * healthy as f64,
+        closest: closest.map(|(c, need)| shortfall(&need, &c)),
+        reason,
+    }))
+}
+
+/// The evaluator's verdict on a MIP plan, default placement: as returned, or with its parking
+/// untangled if that is feasible and no slower (every formulation does this).
+pub(crate) fn score(
+    inst: &Instance,
+    costs: &ConfigCosts,
+    raw: Plan,
+) -> Result<(Plan, Evaluation), Error> {
+    let placement = raw.placement(inst.fabric()).map_err(plan_error)?;
+    let tidy = local::untangle_parking(&raw, &|j| costs.inflight(j));
+    let e_raw = evaluate_with(inst, &raw, costs, &placement);
+    let e_tidy = evaluate_with(inst, &tidy, costs, &placement);
+    Ok(
+        if e_tidy.feasible && e_tidy.step_time_s <= e_raw.step_time_s {
+            (tidy, e_tidy)
+        } else {
+            (raw, e_raw)
+        },
+    )
+}

@@ -180,8 +180,8 @@ fn a_block_is_the_stand_alone_mip() {
     assert_eq!(mono.len(), costs.len());
     for (k, c) in costs.iter().enumerate() {
         let plan = plan_of(&c.config, inst.model.layers);
-        let alone = StageMip::new(c, MipComm::ideal(&inst, c), None).objective_of(&plan);
-        let block = mono.objective_of(k, &plan).unwrap();
+        let alone = StageMip::new(c, MipComm::ideal(&inst, c), None).objective_of(&plan, inst.fabric());
+        let block = mono.objective_of(k, &plan, inst.fabric()).unwrap();
         let ideal = evaluate_ideal(&inst, &plan, c).step_time_s;
         assert!(
             (block - alone).abs() <= 1e-9 * alone,
@@ -191,7 +191,7 @@ fn a_block_is_the_stand_alone_mip() {
         assert!((block - ideal).abs() <= 1e-9 * ideal, "{block} vs {ideal}");
     }
     assert!(mono
-        .objective_of(costs.len(), &Plan::uniform(4, 1, 1, 1, 1, Recompute::None))
+        .objective_of(costs.len(), &Plan::uniform(4, 1, 1, 1, 1, Recompute::None), inst.fabric())
         .is_none());
 }
 

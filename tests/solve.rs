@@ -145,7 +145,7 @@ fn mip_objective_at_its_plan_is_at_most_the_evaluator_and_says_why() {
     let costs = watos::cost::ConfigCosts::new(&inst, watos::plan::Config::of(&plan));
     let mip = StageMip::new(&costs, MipComm::ideal(&inst, &costs), None);
     let eval = watos::evaluate(&inst, &plan).unwrap();
-    let relaxed = mip.objective_of(&plan);
+    let relaxed = mip.objective_of(&plan, inst.fabric());
     assert!(
         relaxed < eval.step_time_s,
         "{relaxed} vs {}",
@@ -159,7 +159,7 @@ fn mip_objective_at_its_plan_is_at_most_the_evaluator_and_says_why() {
         MipComm::of_placement(&inst, &costs, &placement),
         None,
     );
-    let at = exact.objective_of(&plan);
+    let at = exact.objective_of(&plan, inst.fabric());
     assert!(
         (at - eval.step_time_s).abs() <= 1e-9 * eval.step_time_s,
         "{at} vs {}",
@@ -228,7 +228,7 @@ proptest! {
         let costs = watos::cost::ConfigCosts::new(&inst, watos::plan::Config::of(&plan));
         let mip = StageMip::new(&costs, MipComm::ideal(&inst, &costs), None);
         let ideal = watos::cost::evaluate_ideal(&inst, &plan, &costs).step_time_s;
-        let at = mip.objective_of(&plan);
+        let at = mip.objective_of(&plan, inst.fabric());
         prop_assert!((at - ideal).abs() <= 1e-9 * ideal, "MIP {at} vs ideal evaluator {ideal}");
         let real = watos::evaluate(&inst, &plan).map_err(|e| TestCaseError::fail(e.to_string()))?.step_time_s;
         prop_assert!(ideal <= real * (1.0 + 1e-12), "ideal {ideal} above real {real}");

@@ -3,6 +3,7 @@
 //! best any placement allows.
 
 use crate::hardware::fabric::PathCost;
+use crate::hardware::fabric::Units;
 use crate::hardware::{DeviceId, Fabric};
 use crate::instance::Instance;
 use crate::placement::Placement;
@@ -219,6 +220,99 @@ impl IdealComm {
             dp_path: fabric.ideal_ring(cfg.dp),
             tied_path: fabric.ideal_ring(2),
         }
+    }
+}
+
+/// One configuration's communication per placement class on a fabric of units (GPU nodes,
+/// wafers): a stage's tensor-parallel groups all inside units ("aligned") or some straddling them,
+/// a pipeline send inside a unit or across. Each figure is the best any placement of that class
+/// allows, so a MIP that chooses the classes (with the rules below) bounds every placement.
+#[derive(Debug, Clone)]
+pub struct UnitComm {
+    pub units: Units,
+    /// One tensor-parallel all-reduce on aligned groups, and on a group that straddles units (at
+    /// most half of it in one unit).
+    pub tp_inside_s: f64,
+    pub tp_across_s: f64,
+    /// One pipeline send (one direction, one micro-batch) inside a unit and across units.
+    pub send_inside_s: f64,
+    pub send_across_s: f64,
+    /// The data-parallel ring of an aligned stage: at most `size / t` members in one unit, all
+    /// `t` ranks' rings crossing the same boundaries.
+    pub dp_aligned: PathCost,
+    /// No group fits in a unit (`t > size`): every stage straddles.
+    pub must_straddle: bool,
+    /// Two aligned groups cannot share a unit (`2t > size`): a send out of or into an aligned
+    /// stage crosses units.
+    pub aligned_sends_cross: bool,
+    /// Units one replica's pipeline spans at least: `ceil(p t / size)`.
+    pub min_units: u32,
+    /// Units one straddling group touches at most, less one.
+    pub straddle_weight: u32,
+}
+
+impl UnitComm {
+    /// The classes' costs of configuration `c`, or `None` on a fabric of one unit.
+    pub fn of(c: &ConfigCosts, fabric: &Fabric) -> Option<Self> {
+        let units = fabric.units()?;
+        let cfg = c.config;
+        let (t, eff) = (cfg.tp, c.link_eff);
+        let size = units.size.max(1);
+        let half = (t / 2).clamp(1, size);
+        let groups_per_unit = (size / t).max(1);
+        let dp_aligned = if cfg.dp <= size / t {
+            fabric.ideal_ring_inside(cfg.dp)
+        } else {
+            fabric.ideal_ring_across(cfg.dp, groups_per_unit, t)
+        };
+        let devices = u64::from(cfg.pp) * u64::from(t);
+        Some(UnitComm {
+            units,
+            tp_inside_s: ring_allreduce_s(t, c.tp_bytes, fabric.ideal_ring_inside(t), eff),
+            tp_across_s: ring_allreduce_s(t, c.tp_bytes, fabric.ideal_ring_across(t, half, 1), eff),
+            send_inside_s: p2p_s(c.p2p_bytes, fabric.ideal_flow_inside(), eff),
+            send_across_s: p2p_s(c.p2p_bytes, fabric.ideal_flow_across(1), eff),
+            dp_aligned,
+            must_straddle: t > size,
+            aligned_sends_cross: 2 * t > size,
+            min_units: devices.div_ceil(u64::from(size)).min(u64::from(u32::MAX)) as u32,
+            straddle_weight: t.min(units.count).saturating_sub(1),
+        })
+    }
+}
+
+/// The placement classes of a concrete placement: which stages have a group straddling units, and
+/// which pipeline sends (stage `j` to `j + 1`) cross units, in any replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classes {
+    pub straddles: Vec<bool>,
+    pub crosses: Vec<bool>,
+}
+
+impl Classes {
+    /// The classes of placement `g` on `fabric`.
+    pub fn of(fabric: &Fabric, g: &Placement) -> Self {
+        let p = g.stages();
+        let unit = |id: &DeviceId| fabric.unit_of(*id);
+        let mut straddles = vec![false; p];
+        let mut crosses = vec![false; p.saturating_sub(1)];
+        for r in 0..g.replicas() {
+            for j in 0..p {
+                let group = g.group(r, j);
+                if group.iter().any(|d| unit(d) != unit(&group[0])) {
+                    straddles[j] = true;
+                }
+                if j + 1 < p
+                    && group
+                        .iter()
+                        .zip(g.group(r, j + 1))
+                        .any(|(a, b)| unit(a) != unit(b))
+                {
+                    crosses[j] = true;
+                }
+            }
+        }
+        Classes { straddles, crosses }
     }
 }
 

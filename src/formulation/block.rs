@@ -8,8 +8,10 @@ use std::collections::HashMap;
 
 use good_lp::{constraint, variable, Expression, Solution, Variable};
 
-use crate::cost::stage::{self, ParkFlow, StageVars};
+use crate::cost::comm::Classes;
+use crate::cost::stage::{self, ParkFlow, StageComm, StageVars};
 use crate::cost::{stage_counts, ConfigCosts, Scalar};
+use crate::hardware::Fabric;
 use crate::plan::{Park, ParkKind, Plan, Recompute, RecomputeCounts, Stage, WeightSource};
 
 use super::{MipComm, Model};
@@ -38,9 +40,17 @@ pub(crate) struct ConfigBlock<'a> {
     reach: Vec<Vec<Option<Variable>>>,
     /// Bytes parked from `j` on `i`, in memory units: `park[kind][j][i]`.
     park: [Vec<Vec<Option<Variable>>>; 2],
+    /// Placement classes on a fabric of units: `straddle[j]` (stage `j` has a group spanning
+    /// units; `None`: it must), `cross[j]` (the send `j -> j + 1` crosses units), and the stage
+    /// time `stage_time[j]` bounded below by each class's expression.
+    straddle: Vec<Option<Variable>>,
+    cross: Vec<Variable>,
+    stage_time: Vec<Option<Variable>>,
     tau_max: Variable,
     tail_max: Variable,
-    tau: Vec<Expression>,
+    /// Lower bounds of each stage's time per micro-batch (one: the time itself), in time units.
+    tau: Vec<Vec<Expression>>,
+    /// Lower bounds of the step's tail, in time units.
     tail: Vec<Expression>,
 }
 
@@ -176,6 +186,16 @@ impl<'a> ConfigBlock<'a> {
                 }
             }
         }
+        let (mut straddle, mut cross, mut stage_time) = (Vec::new(), Vec::new(), Vec::new());
+        if let Some(u) = &comm.units {
+            for _ in 0..p {
+                straddle.push((!u.must_straddle).then(|| model.add(variable().binary())));
+                stage_time.push(Some(model.add(variable().min(0.0))));
+            }
+            for _ in 1..p {
+                cross.push(model.add(variable().binary()));
+            }
+        }
         let tau_max = model.add(variable().min(0.0));
         let tail_max = model.add(variable().min(0.0));
         if let Some(z) = on {
@@ -202,6 +222,9 @@ impl<'a> ConfigBlock<'a> {
             cumulative,
             reach,
             park,
+            straddle,
+            cross,
+            stage_time,
             tau_max,
             tail_max,
             tau: Vec::new(),
@@ -275,13 +298,13 @@ impl<'a> ConfigBlock<'a> {
         let p = cfg.pp as usize;
         let big = c.model_layers as f64;
         let one = self.one();
-        let per_time = 1.0 / self.time_unit;
         let per_mem = 1.0 / self.mem_unit;
         self.order_rows(model);
         for j in 0..p {
             let ju = j as u32;
             let count: Expression = (0..c.kinds.len()).map(|k| self.layers_of(j, k)).sum();
-            model.push(constraint!(count >= one.clone()));
+            // Each interleaved chunk holds at least one layer.
+            model.push(constraint!(count >= one.clone() * cfg.interleave as f64));
             // One weight source per stage: with y = 1 no DRAM layers, with y = 0 no SRAM layers.
             if let Some(y) = self.y[j] {
                 for by in &self.x[j] {
@@ -294,7 +317,6 @@ impl<'a> ConfigBlock<'a> {
                 }
             }
             let v = self.stage_vars(j);
-            let sc = self.comm.stage.stage(c, ju, false);
             let mem = stage::memory(c, ju, &v, &one);
             if self.y[j].is_some() {
                 let sram_cap = one.clone() * c.sram_weight_bytes;
@@ -308,16 +330,123 @@ impl<'a> ConfigBlock<'a> {
             model.push(constraint!(act * per_mem <= 0.0));
             let opt = mem.parked_out_optimizer.clone() - mem.optimizer.clone();
             model.push(constraint!(opt * per_mem <= 0.0));
-            let tail = stage::tail(c, ju, &v, &sc, &one);
+            self.time_rows(model, j, &v);
+        }
+        self.class_rows(model);
+    }
+
+    /// Stage `j`'s time and tail rows: with the communication at the best any placement allows,
+    /// or on a fabric of units, per placement class (the class binaries switch big-M rows).
+    fn time_rows(&mut self, model: &mut Model, j: usize, v: &StageVars<Expression>) {
+        let c = self.costs;
+        let cfg = c.config;
+        let ju = j as u32;
+        let one = self.one();
+        let per_time = 1.0 / self.time_unit;
+        let any = self.comm.stage.stage(c, ju, cfg.dp_overlap);
+        let mut tails = vec![(stage::tail(c, ju, v, &any, &one), None)];
+        let mut taus = Vec::new();
+        match self.comm.units.clone() {
+            None => taus.push(stage::time_total(c, ju, v, &any, &one)),
+            Some(u) => {
+                let (nf, nb) = c.p2p_sends(ju);
+                let aligned_dp = [u.dp_aligned];
+                let class = |tp: f64| StageComm {
+                    tp_allreduce_s: tp,
+                    p2p_s: (nf + nb) * u.send_inside_s,
+                    dp_paths: if cfg.dp > 1 { &aligned_dp } else { &[] },
+                    ..any
+                };
+                // Chain sends out of the stage cost more when they cross units.
+                let chunks = cfg.interleave as f64;
+                let delta = u.send_across_s - u.send_inside_s;
+                let mut extra = Expression::default();
+                if j + 1 < self.x.len() {
+                    extra.add_mul(delta * chunks, &Expression::from(self.cross[j]));
+                }
+                if j > 0 {
+                    extra.add_mul(delta * chunks, &Expression::from(self.cross[j - 1]));
+                }
+                let across =
+                    stage::time_total(c, ju, v, &class(u.tp_across_s), &one) + extra.clone();
+                match self.straddle[j] {
+                    None => taus.push(across),
+                    Some(a) => {
+                        taus.push(stage::time_total(c, ju, v, &class(u.tp_inside_s), &one) + extra);
+                        // Switched off (a = 0) by more than the extra TP time can ever be.
+                        let collectives = c
+                            .kinds
+                            .iter()
+                            .flat_map(|k| k.tp_collectives)
+                            .fold(0.0, f64::max);
+                        let ends: f64 = c.ends(ju).map(|f| f.tp_collectives).sum();
+                        let big = (u.tp_across_s - u.tp_inside_s)
+                            * (c.model_layers as f64 * collectives + ends);
+                        taus.push(across - (one.clone() - a) * big);
+                        if cfg.dp > 1 {
+                            // An aligned stage's data-parallel rings span units.
+                            let aligned = stage::tail(c, ju, v, &class(u.tp_inside_s), &one);
+                            tails.push((aligned, Some(a)));
+                        }
+                    }
+                }
+            }
+        }
+        for (tail, switch) in tails {
             for dp in &tail.dp {
-                let t = tail.optimizer.clone().plus(dp) * per_time;
+                let mut t = tail.optimizer.clone().plus(dp);
+                if let (Some(a), Some(u)) = (switch, &self.comm.units) {
+                    // Switched off (a = 1) by more than the aligned rings can ever take.
+                    let (per_param, fixed) = c.dp_sync_affine(u.dp_aligned);
+                    let most_params = c.kinds.iter().map(|k| k.params).fold(0.0, f64::max)
+                        * c.model_layers as f64
+                        + c.ends_params(ju);
+                    t -= a * (per_param * most_params + fixed + any.tied_s);
+                }
+                let t = t * per_time;
                 model.push(constraint!(self.tail_max >= t.clone()));
                 self.tail.push(t);
             }
-            let tau = stage::time_total(c, ju, &v, &sc, &one) * per_time;
-            model.push(constraint!(self.tau_max >= tau.clone()));
-            self.tau.push(tau);
         }
+        let taus: Vec<Expression> = taus.into_iter().map(|t| t * per_time).collect();
+        match self.stage_time.get(j).copied().flatten() {
+            Some(time) => {
+                for t in &taus {
+                    model.push(constraint!(time >= t.clone()));
+                }
+                model.push(constraint!(self.tau_max >= time));
+            }
+            None => {
+                for t in &taus {
+                    model.push(constraint!(self.tau_max >= t.clone()));
+                }
+            }
+        }
+        self.tau.push(taus);
+    }
+
+    /// The rules that tie placement classes together: a send out of or into an aligned stage
+    /// crosses units when two groups cannot share one, and one replica's pipeline, spanning at
+    /// least `min_units` units, moves between them by crossing sends or straddling groups.
+    fn class_rows(&self, model: &mut Model) {
+        let Some(u) = &self.comm.units else { return };
+        let one = self.one();
+        let p = self.straddle.len();
+        let straddles = |j: usize| self.straddle[j].map_or_else(|| one.clone(), Expression::from);
+        if u.aligned_sends_cross {
+            for j in 0..p.saturating_sub(1) {
+                let c = self.cross[j];
+                model.push(constraint!(c + straddles(j) >= one.clone()));
+                model.push(constraint!(c + straddles(j + 1) >= one.clone()));
+            }
+        }
+        let mut moves: Expression = self.cross.iter().copied().sum();
+        for j in 0..p {
+            moves.add_mul(u.straddle_weight as f64, &straddles(j));
+        }
+        model.push(constraint!(
+            moves >= one * (u.min_units.saturating_sub(1) as f64)
+        ));
     }
 
     /// Rows that keep each stage's layers the next ones of the model: the layer totals of each
@@ -387,7 +516,16 @@ impl<'a> ConfigBlock<'a> {
 
     /// The block's step time in MIP time units.
     pub fn objective(&self) -> Expression {
-        let sum = <Expression as Scalar>::sum(self.tau.iter());
+        let times: Vec<Expression> = self
+            .tau
+            .iter()
+            .enumerate()
+            .map(|(j, t)| match self.stage_time.get(j).copied().flatten() {
+                Some(v) => Expression::from(v),
+                None => t[0].clone(),
+            })
+            .collect();
+        let sum = <Expression as Scalar>::sum(times.iter());
         let mut out =
             self.costs
                 .schedule
@@ -398,9 +536,17 @@ impl<'a> ConfigBlock<'a> {
 
     /// The block's objective (seconds) at a plan of its configuration, the block switched on and
     /// the epigraph variables at their tightest values.
-    pub fn objective_of(&self, plan: &Plan) -> f64 {
-        let values = Assignment::of_plan(self, plan);
-        let tau: Vec<f64> = self.tau.iter().map(|e| e.eval_with(&values)).collect();
+    pub fn objective_of(&self, plan: &Plan, fabric: &Fabric) -> f64 {
+        let values = Assignment::of_plan(self, plan, fabric);
+        let tau: Vec<f64> = self
+            .tau
+            .iter()
+            .map(|alts| {
+                alts.iter()
+                    .map(|e| e.eval_with(&values))
+                    .fold(f64::NEG_INFINITY, f64::max)
+            })
+            .collect();
         let tail = self
             .tail
             .iter()
@@ -520,10 +666,14 @@ fn dominated_modes(c: &ConfigCosts, comm: &MipComm) -> Vec<[bool; 3]> {
     c.kinds
         .iter()
         .map(|kc| {
+            // Time is affine in the all-reduce time: checking the extremes checks every value
+            // between them.
+            let mut tps = comm.stage.tp_allreduce_s.clone();
+            if let Some(u) = &comm.units {
+                tps.extend([u.tp_inside_s, u.tp_across_s]);
+            }
             let time = |r: Recompute| -> Vec<f64> {
-                comm.stage
-                    .tp_allreduce_s
-                    .iter()
+                tps.iter()
                     .flat_map(|tp| WeightSource::ALL.map(|w| kc.time_s(w, r, *tp)))
                     .collect()
             };
@@ -545,10 +695,23 @@ fn dominated_modes(c: &ConfigCosts, comm: &MipComm) -> Vec<[bool; 3]> {
 struct Assignment(HashMap<Variable, f64>);
 
 impl Assignment {
-    fn of_plan(mip: &ConfigBlock, plan: &Plan) -> Self {
+    fn of_plan(mip: &ConfigBlock, plan: &Plan, fabric: &Fabric) -> Self {
         let mut v = HashMap::new();
         if let Some(z) = mip.on {
             v.insert(z, 1.0);
+        }
+        if mip.comm.units.is_some() {
+            if let Ok(g) = plan.placement(fabric) {
+                let classes = Classes::of(fabric, &g);
+                for (var, x) in mip.straddle.iter().zip(&classes.straddles) {
+                    if let Some(var) = var {
+                        v.insert(*var, f64::from(u8::from(*x)));
+                    }
+                }
+                for (var, x) in mip.cross.iter().zip(&classes.crosses) {
+                    v.insert(*var, f64::from(u8::from(*x)));
+                }
+            }
         }
         let counts = stage_counts(plan, mip.costs);
         let blocks = &mip.costs.layout.blocks;

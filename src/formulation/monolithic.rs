@@ -21,6 +21,7 @@ use good_lp::{constraint, variable, Expression, Variable};
 use crate::cost::bound::quick_bound;
 use crate::cost::{CommCosts, ConfigCosts};
 use crate::error::Error;
+use crate::hardware::Fabric;
 use crate::instance::Instance;
 use crate::plan::Plan;
 
@@ -142,8 +143,8 @@ impl<'a> MonolithicMip<'a> {
 
     /// The MIP objective (seconds) at a plan of configuration `k`, with `z_k = 1` and every
     /// other block at 0; `None` if there is no configuration `k`.
-    pub fn objective_of(&self, k: usize, plan: &Plan) -> Option<f64> {
-        self.blocks.get(k).map(|b| b.objective_of(plan))
+    pub fn objective_of(&self, k: usize, plan: &Plan, fabric: &Fabric) -> Option<f64> {
+        self.blocks.get(k).map(|b| b.objective_of(plan, fabric))
     }
 
     /// Solves the MIP; `cutoff` (seconds) prunes plans no better than a known one.
@@ -216,6 +217,7 @@ mod tests {
                 sequence_parallel: true,
                 interleave: 1,
                 zero1: false,
+                dp_overlap: false,
             },
         );
         let others: Vec<ConfigCosts> = [(1, 2), (1, 3), (2, 2), (2, 3)]
@@ -228,6 +230,7 @@ mod tests {
                 sequence_parallel: false,
                 interleave: 1,
                 zero1: false,
+                dp_overlap: false,
             })
             .map(|c| ConfigCosts::new(&inst, c))
             .collect();

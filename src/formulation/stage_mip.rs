@@ -24,8 +24,10 @@
 //! forces every variable of the block to 0 (see `ConfigBlock::add` for why no other row is
 //! needed) and `z_k = 1` is exactly the stand-alone MIP.
 
+use crate::cost::comm::UnitComm;
 use crate::cost::{CommCosts, ConfigCosts, IdealComm};
 use crate::error::Error;
+use crate::hardware::Fabric;
 use crate::instance::Instance;
 use crate::placement::Placement;
 use crate::plan::{Plan, Recompute, WeightSource};
@@ -43,6 +45,9 @@ pub const RELAXATIONS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct MipComm {
     pub stage: CommCosts,
+    /// Costs per placement class on a fabric of units (bounds only; `None` on a fabric of one
+    /// unit, or for a concrete placement's costs).
+    pub units: Option<UnitComm>,
     /// Bytes/s of a parking transfer from stage `j` to stage `i`: the slower of the helper's DRAM
     /// and the path.
     pub park_bw: Vec<Vec<f64>>,
@@ -56,6 +61,7 @@ impl MipComm {
         let bw = IdealComm::of(c, inst.fabric()).park_bw;
         MipComm {
             stage: CommCosts::ideal(inst, c),
+            units: UnitComm::of(c, inst.fabric()),
             park_bw: vec![vec![bw; p]; p],
         }
     }
@@ -88,6 +94,7 @@ impl MipComm {
         }
         MipComm {
             stage: CommCosts::of_placement(inst, c, g),
+            units: None,
             park_bw,
         }
     }
@@ -150,8 +157,8 @@ impl<'a> StageMip<'a> {
     /// The MIP objective at a plan of this configuration (its layers, modes, tiers and parking),
     /// with the epigraph variables at their tightest values. Equals the evaluator's step time when
     /// the placement achieves the ideal communication; below it otherwise.
-    pub fn objective_of(&self, plan: &Plan) -> f64 {
-        self.block.objective_of(plan)
+    pub fn objective_of(&self, plan: &Plan, fabric: &Fabric) -> f64 {
+        self.block.objective_of(plan, fabric)
     }
 
     /// Rows (constraints) handed to HiGHS.

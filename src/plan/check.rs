@@ -115,14 +115,15 @@ pub(super) fn check(plan: &Plan, inst: &Instance) -> Result<(), FieldError> {
                 "none + selective + full = layers",
             )
         })?;
-        ensure(s.layers % plan.interleave == 0, || {
+        // Chunks may differ by a layer (Megatron-LM's uneven virtual stages); each needs one.
+        ensure(s.layers >= plan.interleave, || {
             FieldError::new(
                 f("layers"),
                 format!(
-                    "{} layers do not split into {} interleaved chunks",
+                    "{} layers cannot make {} interleaved chunks of at least one layer",
                     s.layers, plan.interleave
                 ),
-                "layers per stage must be a multiple of interleave",
+                format!("at least interleave = {} layers per stage", plan.interleave),
             )
         })?;
         for (i, park) in s.park.iter().enumerate() {

@@ -18,6 +18,8 @@ pub struct Config {
     pub sequence_parallel: bool,
     pub interleave: u32,
     pub zero1: bool,
+    /// Gradients reduced during the last micro-batch's backward pass.
+    pub dp_overlap: bool,
 }
 
 impl Config {
@@ -31,6 +33,7 @@ impl Config {
             sequence_parallel: plan.sequence_parallel,
             interleave: plan.interleave,
             zero1: plan.zero1,
+            dp_overlap: plan.dp_overlap,
         }
     }
 

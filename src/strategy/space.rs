@@ -52,6 +52,7 @@ pub fn configs(inst: &Instance) -> Vec<Config> {
                                 sequence_parallel: sp,
                                 interleave: 1,
                                 zero1,
+                                dp_overlap: false,
                             });
                         }
                     }

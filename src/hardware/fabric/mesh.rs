@@ -38,15 +38,34 @@ impl Mesh {
             .then(|| (nr as u32) * self.cols + nc as u32)
     }
 
-    pub(super) fn link_bw(&self, link: u32) -> f64 {
+    /// The wafer boundary a directed link crosses, as `(boundary below wafer w, southward)`.
+    fn crossing(&self, link: u32) -> Option<(u32, bool)> {
         let (id, dir) = (link / 4, link % 4);
         let r = id / self.cols;
-        let crosses = match dir {
-            2 => (r + 1) % self.wafer_rows == 0,
-            3 => r % self.wafer_rows == 0,
-            _ => false,
-        };
-        if crosses {
+        match dir {
+            2 if (r + 1) % self.wafer_rows == 0 => Some((r / self.wafer_rows, true)),
+            3 if r % self.wafer_rows == 0 && r > 0 => Some((r / self.wafer_rows - 1, false)),
+            _ => None,
+        }
+    }
+
+    /// What a directed link's traffic shares: its own D2D link, or the wafer-to-wafer link of the
+    /// boundary it crosses (one per boundary and direction, shared by every flow crossing there:
+    /// the wafer-to-wafer links are a layer of their own, not extra mesh links).
+    pub(super) fn resource(&self, link: u32) -> u32 {
+        match self.crossing(link) {
+            Some((b, south)) => self.n() * 4 + 2 * b + u32::from(!south),
+            None => link,
+        }
+    }
+
+    /// Resources links are charged to: every D2D link, then two per wafer boundary.
+    pub(super) fn resources(&self) -> usize {
+        (self.n() * 4 + 2 * (self.rows / self.wafer_rows).saturating_sub(1)) as usize
+    }
+
+    pub(super) fn resource_bw(&self, resource: u32) -> f64 {
+        if resource >= self.n() * 4 {
             self.w2w_bw
         } else {
             self.d2d_bw
@@ -54,10 +73,10 @@ impl Mesh {
     }
 
     pub(super) fn link_latency(&self, link: u32) -> f64 {
-        if self.link_bw(link) == self.d2d_bw {
-            self.hop_latency_s
-        } else {
+        if self.crossing(link).is_some() {
             self.w2w_latency_s
+        } else {
+            self.hop_latency_s
         }
     }
 
@@ -147,7 +166,7 @@ impl Mesh {
             scratch.clear();
             self.route(*a, *b, scratch);
             for l in scratch.iter() {
-                let v = &mut loads[*l as usize];
+                let v = &mut loads[self.resource(*l) as usize];
                 *v = v.saturating_add_signed(step);
             }
         }
@@ -175,7 +194,8 @@ impl Mesh {
         let mut bw = f64::INFINITY;
         let mut latency = 0.0;
         for l in scratch.iter() {
-            bw = bw.min(self.link_bw(*l) / loads[*l as usize].max(1) as f64);
+            let r = self.resource(*l);
+            bw = bw.min(self.resource_bw(r) / loads[r as usize].max(1) as f64);
             latency += self.link_latency(*l);
         }
         if scratch.is_empty() {
@@ -204,7 +224,7 @@ impl Mesh {
         };
         let mut scratch = Vec::new();
         let mut bi = vec![true; groups.len()];
-        let mut loads = vec![0u32; (self.n() * 4) as usize];
+        let mut loads = vec![0u32; self.resources()];
         let cost = |g: &[DeviceId],
                     bidirectional: bool,
                     loads: &[u32],
@@ -286,20 +306,21 @@ impl Mesh {
             std::collections::HashMap::new();
         for (f, route) in routes.iter().enumerate() {
             for l in route {
-                users.entry(*l).or_default().push(f);
+                users.entry(self.resource(*l)).or_default().push(f);
             }
         }
-        let mut loads = vec![0u32; (self.n() * 4) as usize];
+        let mut loads = vec![0u32; self.resources()];
         pairs
             .iter()
             .enumerate()
             .map(|(f, (a, b))| {
                 for l in &routes[f] {
-                    let others = users[l]
+                    let r = self.resource(*l);
+                    let others = users[&r]
                         .iter()
                         .filter(|g| pairs[**g].0 != *a && pairs[**g].1 != *b)
                         .count();
-                    loads[*l as usize] = 1 + others as u32;
+                    loads[r as usize] = 1 + others as u32;
                 }
                 self.edge_cost(*a, *b, &loads, &mut scratch)
             })

@@ -6,8 +6,11 @@ use crate::units::{GB, TB};
 
 use super::Hardware;
 
+mod bounds;
 mod cluster;
 mod mesh;
+
+pub use bounds::Units;
 
 pub use cluster::ClusterTopo;
 pub use mesh::Mesh;
@@ -46,8 +49,7 @@ impl Fabric {
                     cols: w.cols,
                     wafer_rows: w.rows,
                     d2d_bw: w.d2d_bw_tb_per_s * TB,
-                    // A wafer boundary is crossed by `cols` links sharing the wafer-to-wafer bandwidth.
-                    w2w_bw: w.w2w_bw_tb_per_s.unwrap_or(w.d2d_bw_tb_per_s) * TB / w.cols as f64,
+                    w2w_bw: w.w2w_bw_tb_per_s.unwrap_or(w.d2d_bw_tb_per_s) * TB,
                     hop_latency_s: w.hop_latency_s(),
                     w2w_latency_s: w.w2w_latency_ns.unwrap_or(w.d2d_latency_ns) * crate::units::NS,
                     healthy: vec![true; n],
@@ -149,36 +151,6 @@ impl Fabric {
         }
     }
 
-    /// The best a ring of `n` devices can get under any placement: a lower bound on its time.
-    pub fn ideal_ring(&self, n: u32) -> PathCost {
-        match self {
-            Fabric::Mesh(m) => PathCost {
-                // Two devices share one link pair; three or more can run a bidirectional ring
-                // whose every step is one hop on its own link (a Hamiltonian cycle, idle dies as
-                // relays where needed).
-                bw_bytes_per_s: if n >= 3 { 2.0 * m.d2d_bw } else { m.d2d_bw },
-                latency_s: if n >= 2 { m.hop_latency_s } else { 0.0 },
-                hops: u32::from(n >= 2),
-            },
-            Fabric::Cluster(c) => {
-                let multi = n > c.gpus_per_node;
-                PathCost {
-                    bw_bytes_per_s: if multi {
-                        c.intra_bw.min(c.gpus_per_node as f64 * c.inter_bw)
-                    } else {
-                        c.intra_bw
-                    },
-                    latency_s: if multi {
-                        c.inter_latency_s
-                    } else {
-                        c.intra_latency_s
-                    },
-                    hops: 1,
-                }
-            }
-        }
-    }
-
     /// Point-to-point transfers run at the same time: what each gets. A device sends its own
     /// transfers one after another and receives its own one after another (their times add up
     /// where they are charged), so two transfers contend for a link only when they share neither
@@ -187,22 +159,6 @@ impl Fabric {
         match self {
             Fabric::Mesh(m) => m.flows(pairs),
             Fabric::Cluster(c) => c.flows(pairs),
-        }
-    }
-
-    /// The best a single transfer between two distinct devices can get under any placement.
-    pub fn ideal_flow(&self) -> PathCost {
-        match self {
-            Fabric::Mesh(m) => PathCost {
-                bw_bytes_per_s: m.d2d_bw,
-                latency_s: m.hop_latency_s,
-                hops: 1,
-            },
-            Fabric::Cluster(c) => PathCost {
-                bw_bytes_per_s: c.intra_bw,
-                latency_s: c.intra_latency_s,
-                hops: 1,
-            },
         }
     }
 

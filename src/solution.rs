@@ -101,6 +101,8 @@ pub struct Solution {
     /// Terms the MIP under-estimates.
     pub relaxations: Vec<String>,
     pub method: Method,
+    /// Seconds from the start to the first feasible plan.
+    pub first_plan_s: Option<f64>,
 }
 
 /// What a search found and how it stopped, before the gap and status are worked out.
@@ -115,6 +117,7 @@ pub(crate) struct Found {
     pub nodes: u64,
     pub out_of_time: bool,
     pub limited: bool,
+    pub first_plan_s: Option<f64>,
 }
 
 impl Solution {
@@ -155,6 +158,7 @@ impl Solution {
             nodes: found.nodes,
             relaxations: RELAXATIONS.iter().map(|s| s.to_string()).collect(),
             method,
+            first_plan_s: found.first_plan_s,
         }
     }
 }

@@ -153,6 +153,8 @@ fn plan_of(c: &Config, layers: u32) -> Plan {
     let mut plan = Plan::uniform(layers, c.dp, c.tp, c.pp, c.micro_batch, Recompute::None);
     plan.sequence_parallel = c.sequence_parallel;
     plan.zero1 = c.zero1;
+    plan.interleave = c.interleave;
+    plan.dp_overlap = c.dp_overlap;
     if let Some(s) = plan.stages.first_mut() {
         s.recompute = vec![watos::plan::RecomputeCounts {
             none: s.layers - 1,
@@ -180,7 +182,8 @@ fn a_block_is_the_stand_alone_mip() {
     assert_eq!(mono.len(), costs.len());
     for (k, c) in costs.iter().enumerate() {
         let plan = plan_of(&c.config, inst.model.layers);
-        let alone = StageMip::new(c, MipComm::ideal(&inst, c), None).objective_of(&plan, inst.fabric());
+        let alone =
+            StageMip::new(c, MipComm::ideal(&inst, c), None).objective_of(&plan, inst.fabric());
         let block = mono.objective_of(k, &plan, inst.fabric()).unwrap();
         let ideal = evaluate_ideal(&inst, &plan, c).step_time_s;
         assert!(
@@ -191,7 +194,11 @@ fn a_block_is_the_stand_alone_mip() {
         assert!((block - ideal).abs() <= 1e-9 * ideal, "{block} vs {ideal}");
     }
     assert!(mono
-        .objective_of(costs.len(), &Plan::uniform(4, 1, 1, 1, 1, Recompute::None), inst.fabric())
+        .objective_of(
+            costs.len(),
+            &Plan::uniform(4, 1, 1, 1, 1, Recompute::None),
+            inst.fabric()
+        )
         .is_none());
 }
 

@@ -6,7 +6,7 @@ pub use crate::error::MemoryNeed;
 use crate::error::Shortfall;
 use crate::plan::{Config, Recompute, WeightSource};
 
-use super::comm::CommCosts;
+use super::comm::{CommCosts, UnitClass, UnitComm};
 use super::config::ConfigCosts;
 use super::stage::{self, StageVars};
 
@@ -91,24 +91,212 @@ pub fn memory_need(c: &ConfigCosts) -> MemoryNeed {
     need
 }
 
-/// A lower bound on the step time of every plan of a configuration: the stage times summed at
-/// each layer's cheapest mode and weight source (the pipeline's maximum at least their average),
-/// and the tail at least its average over the stages. `comm` must price every stage alike, as
-/// [`CommCosts::ideal`] does (the best any placement allows, for a bound over all placements).
-/// Parking only adds time.
-pub fn quick_bound(c: &ConfigCosts, comm: &CommCosts, dp_overlap: bool) -> f64 {
+/// A lower bound on the stage times summed over the pipeline, per micro-batch, under `comm`
+/// (which must price every stage alike): what does not depend on the layers (embedding, head,
+/// sends), plus the layers at their cheapest, with the recomputation that memory forces priced in.
+/// Memory enters by Lagrangian relaxation of its aggregate: activations of every layer, at least
+/// the fewest micro-batches any stage holds, fit in what the pipeline's devices have left after
+/// model state, workspace and the ends' activations (parking moves bytes between stages but adds
+/// none); for every price `lambda >= 0` of a byte, `sum_layers min_mode (time + lambda bytes) -
+/// lambda free` bounds the layers' time from below (weak duality), and the best of the prices
+/// where a layer's cheapest mode changes is taken.
+fn stage_sum(c: &ConfigCosts, comm: &CommCosts) -> f64 {
     let p = c.config.pp;
+    let fixed: f64 = stage_fixed(c, comm).iter().sum();
     let tp = comm.tp_allreduce_s.first().copied().unwrap_or(0.0);
-    let cheapest: Vec<(WeightSource, Recompute)> = c
+    let inflight = (0..p).map(|j| c.inflight(j)).fold(f64::INFINITY, f64::min);
+    let s = &c.state;
+    let totals = c.layout.totals();
+    let state_per_param = s.weights + s.grads + s.optimizer / c.optimizer_shards();
+    let params: f64 = c
+        .kinds
+        .iter()
+        .zip(&totals)
+        .map(|(k, n)| k.params * *n as f64)
+        .sum::<f64>()
+        + (0..p).map(|j| c.ends_params(j)).sum::<f64>();
+    let free = p as f64 * (c.dram_capacity_bytes + c.sram_weight_bytes - c.workspace_bytes)
+        - params * state_per_param
+        - (0..p)
+            .map(|j| c.inflight(j) * c.ends_act_bytes(j))
+            .sum::<f64>();
+    // Every (time, stored bytes) a layer of each kind can take.
+    let options: Vec<Vec<(f64, f64)>> = c
+        .kinds
+        .iter()
+        .map(|k| {
+            WeightSource::ALL
+                .into_iter()
+                .flat_map(|w| {
+                    Recompute::ALL.map(|r| (k.time_s(w, r, tp), inflight * k.act_bytes[r.index()]))
+                })
+                .collect()
+        })
+        .collect();
+    let dual = |lambda: f64| {
+        options
+            .iter()
+            .zip(&totals)
+            .map(|(opts, n)| {
+                *n as f64
+                    * opts
+                        .iter()
+                        .map(|(t, a)| t + lambda * a)
+                        .fold(f64::INFINITY, f64::min)
+            })
+            .sum::<f64>()
+            - lambda * free
+    };
+    let mut prices = vec![0.0];
+    for opts in &options {
+        for (t1, a1) in opts {
+            for (t2, a2) in opts {
+                if a1 > a2 && t2 > t1 {
+                    prices.push((t2 - t1) / (a1 - a2));
+                }
+            }
+        }
+    }
+    fixed
+        + prices
+            .into_iter()
+            .map(dual)
+            .fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// Each stage's time per micro-batch without its layers: embedding, head, sends.
+fn stage_fixed(c: &ConfigCosts, comm: &CommCosts) -> Vec<f64> {
+    let none = vec![0.0; c.kinds.len()];
+    let empty = vars(&none, |_| (WeightSource::Dram, Recompute::None));
+    (0..c.config.pp)
+        .map(|j| stage::time(c, j, &empty, &comm.stage(c, j, false), &1.0).total())
+        .collect()
+}
+
+/// The cheapest time of one layer of any kind, mode and weight source at `tp` seconds per
+/// all-reduce, and its tensor-parallel all-reduces.
+fn cheapest_layer(c: &ConfigCosts, tp: f64) -> (f64, f64) {
+    c.kinds
+        .iter()
+        .flat_map(|k| {
+            WeightSource::ALL.into_iter().flat_map(move |w| {
+                Recompute::ALL.map(move |r| (k.time_s(w, r, tp), k.tp_collectives[r.index()]))
+            })
+        })
+        .fold((f64::INFINITY, f64::INFINITY), |a, b| {
+            (a.0.min(b.0), a.1.min(b.1))
+        })
+}
+
+/// A lower bound on the slowest stage's time per micro-batch: layers are whole, every stage holds
+/// at least one per chunk, and each costs at least `layer` (`straddle_extra` more on one stage
+/// of the caller's choosing: the least over the stages is taken). Without the extra: the least
+/// `T` at which `sum_j floor((T - fixed_j) / layer)` stages can hold all the layers.
+fn slowest_stage(c: &ConfigCosts, fixed: &[f64], layer: f64, straddle_extra: Option<f64>) -> f64 {
+    let (layers, v) = (c.model_layers as f64, c.config.interleave as f64);
+    if !(layer > 0.0) || fixed.is_empty() {
+        return 0.0;
+    }
+    let floor_all = fixed.iter().map(|f| f + v * layer).fold(0.0, f64::max);
+    match straddle_extra {
+        None => {
+            let holds = |t: f64| {
+                fixed
+                    .iter()
+                    .map(|f| ((t - f) / layer + 1e-9).floor().max(0.0))
+                    .sum::<f64>()
+                    >= layers
+            };
+            let (mut lo, mut hi) = (floor_all, floor_all + layers * layer);
+            if holds(lo) {
+                return lo;
+            }
+            for _ in 0..60 {
+                let mid = 0.5 * (lo + hi);
+                if holds(mid) {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            lo
+        }
+        Some(extra) => {
+            // Balanced without integrality: sum_j (T - f_j) / c_j >= L.
+            let p = fixed.len() as f64;
+            let sum_f: f64 = fixed.iter().sum();
+            let slow = layer + extra;
+            fixed
+                .iter()
+                .map(|f| {
+                    let weight = (p - 1.0) / layer + 1.0 / slow;
+                    let balanced = (layers + (sum_f - f) / layer + f / slow) / weight;
+                    balanced.max(f + v * slow).max(floor_all)
+                })
+                .fold(f64::INFINITY, f64::min)
+        }
+    }
+}
+
+/// The least tail any one stage can have under `comm`: some stage holding at least one layer per
+/// chunk and at most what the others leave (of the lightest kind, where a stage's parameters are
+/// fewest), its backward in the mode that takes longest. The synchronisation exposed is monotone
+/// in the layers, so the two ends of the range bound it from below.
+fn least_stage_tail(c: &ConfigCosts, comm: &CommCosts, dp_overlap: bool) -> f64 {
+    let p = c.config.pp;
+    let v = c.config.interleave as f64;
+    let layers = c.model_layers as f64;
+    let (lightest, _) = c
+        .kinds
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.params.total_cmp(&b.1.params))
+        .map_or((0, 0.0), |(k, kc)| (k, kc.params));
+    let longest = |k: usize| {
+        let kc = &c.kinds[k];
+        WeightSource::ALL
+            .into_iter()
+            .flat_map(|w| Recompute::ALL.map(|r| (w, r)))
+            .max_by(|a, b| {
+                let bwd = |(w, r): (WeightSource, Recompute)| {
+                    let mc = kc.mode_cost(w, r);
+                    mc.total.time_s - mc.forward.time_s
+                };
+                bwd(*a).total_cmp(&bwd(*b))
+            })
+            .unwrap_or((WeightSource::Dram, Recompute::Full))
+    };
+    let most = (layers - (p as f64 - 1.0) * v).max(v);
+    (0..p)
+        .flat_map(|j| [v, most].map(move |n| (j, n)))
+        .map(|(j, n)| {
+            let mut counts = vec![0.0; c.kinds.len()];
+            counts[lightest] = n;
+            let vs = vars(&counts, longest);
+            let tail = stage::tail(c, j, &vs, &comm.stage(c, j, dp_overlap), &1.0);
+            tail.optimizer + tail.dp.into_iter().fold(0.0, f64::max)
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// The tail averaged over the stages, a lower bound on its longest: each stage's synchronisation
+/// and optimizer with the layers split evenly (fractions allowed, nothing parked) and, where the
+/// synchronisation overlaps the backward pass, each layer in the mode whose backward is longest.
+fn even_tail(c: &ConfigCosts, comm: &CommCosts, dp_overlap: bool) -> f64 {
+    let p = c.config.pp;
+    let longest: Vec<(WeightSource, Recompute)> = c
         .kinds
         .iter()
         .map(|kc| {
-            let options = WeightSource::ALL
+            let backward = |(w, r): (WeightSource, Recompute)| {
+                let mc = kc.mode_cost(w, r);
+                mc.total.time_s - mc.forward.time_s
+            };
+            WeightSource::ALL
                 .into_iter()
-                .flat_map(|w| Recompute::ALL.map(|r| (w, r)));
-            options
-                .min_by(|a, b| kc.time_s(a.0, a.1, tp).total_cmp(&kc.time_s(b.0, b.1, tp)))
-                .unwrap_or((WeightSource::Dram, Recompute::None))
+                .flat_map(|w| Recompute::ALL.map(|r| (w, r)))
+                .max_by(|a, b| backward(*a).total_cmp(&backward(*b)))
+                .unwrap_or((WeightSource::Dram, Recompute::Full))
         })
         .collect();
     let even: Vec<f64> = c
@@ -117,19 +305,130 @@ pub fn quick_bound(c: &ConfigCosts, comm: &CommCosts, dp_overlap: bool) -> f64 {
         .iter()
         .map(|n| *n as f64 / p as f64)
         .collect();
-    let v = vars(&even, |k| cheapest[k]);
-    let (mut sum, mut optimizer) = (0.0, 0.0);
+    let v = vars(&even, |k| longest[k]);
+    let mut optimizer = 0.0;
     let mut dp: Vec<f64> = Vec::new();
     for j in 0..p {
-        let sc = comm.stage(c, j, dp_overlap);
-        sum += stage::time(c, j, &v, &sc, &1.0).total();
-        let tail = stage::tail(c, j, &v, &sc, &1.0);
+        let tail = stage::tail(c, j, &v, &comm.stage(c, j, dp_overlap), &1.0);
         optimizer += tail.optimizer / p as f64;
         dp.resize(tail.dp.len(), 0.0);
         for (a, x) in dp.iter_mut().zip(&tail.dp) {
             *a += x / p as f64;
         }
     }
-    let pipeline = c.schedule.step_time(&sum, &(sum / p as f64), c.m);
-    pipeline + optimizer + dp.into_iter().fold(0.0, f64::max)
+    optimizer + dp.into_iter().fold(0.0, f64::max)
+}
+
+/// A lower bound on the step time of every plan of a configuration: the pipeline of the summed
+/// stage times (its slowest stage at least their average) plus the tail (its longest at least
+/// their average), from [`stage_sum`] and [`even_tail`]. `comm` is the best any placement allows
+/// ([`CommCosts::ideal`]). On a fabric of units, `units` sharpens it per placement class: with `s`
+/// stages straddling units, each straddling stage pays the slower all-reduce on at least one
+/// layer per chunk (on every layer when all straddle), and every pipeline edge crosses units but
+/// those between two straddling stages (when two aligned groups cannot share a unit), or at least
+/// `min_units - 1` less what straddling makes up; aligned stages' rings span units. The bound is
+/// the least over the `s` of `units.class`.
+pub fn quick_bound(
+    c: &ConfigCosts,
+    comm: &CommCosts,
+    units: Option<&UnitComm>,
+    dp_overlap: bool,
+) -> f64 {
+    let p = c.config.pp;
+    let finish = |sum: f64, slowest: f64, tail: f64| {
+        c.schedule
+            .step_time(&sum, &(sum / p as f64).max(slowest), c.m)
+            + tail
+    };
+    let Some(u) = units else {
+        let tp = comm.tp_allreduce_s.first().copied().unwrap_or(0.0);
+        let slowest = slowest_stage(c, &stage_fixed(c, comm), cheapest_layer(c, tp).0, None);
+        return finish(stage_sum(c, comm), slowest, even_tail(c, comm, dp_overlap));
+    };
+    let inside = CommCosts {
+        tp_allreduce_s: vec![u.tp_inside_s; p as usize],
+        p2p_s: (0..p)
+            .map(|j| {
+                let (nf, nb) = c.p2p_sends(j);
+                (nf + nb) * u.send_inside_s
+            })
+            .collect(),
+        dp_paths: vec![
+            if c.config.dp > 1 {
+                vec![u.dp_aligned]
+            } else {
+                Vec::new()
+            };
+            p as usize
+        ],
+        tied_s: comm.tied_s,
+    };
+    let sum_inside = stage_sum(c, &inside);
+    let mut fixed = stage_fixed(c, &inside);
+    let (layer, layer_collectives) = cheapest_layer(c, u.tp_inside_s);
+    let (tail_aligned, tail_any) = (
+        even_tail(c, &inside, dp_overlap),
+        even_tail(c, comm, dp_overlap),
+    );
+    // With some stage aligned, the longest tail is at least that stage's.
+    let tail_some_aligned = tail_any.max(least_stage_tail(c, &inside, dp_overlap));
+    let v = c.config.interleave as f64;
+    let collectives = c
+        .kinds
+        .iter()
+        .flat_map(|k| k.tp_collectives)
+        .fold(f64::INFINITY, f64::min);
+    let ends: f64 = (0..p)
+        .flat_map(|j| c.ends(j))
+        .map(|f| f.tp_collectives)
+        .sum();
+    let d_tp = (u.tp_across_s - u.tp_inside_s).max(0.0);
+    let d_send = 2.0 * v * (u.send_across_s - u.send_inside_s).max(0.0);
+    // With no stage straddling and two aligned groups never in one unit, every send crosses.
+    let straddled_slowest = slowest_stage(c, &fixed, layer, Some(d_tp * layer_collectives));
+    if u.aligned_sends_cross {
+        for (j, f) in fixed.iter_mut().enumerate() {
+            let edges = u32::from(j > 0) + u32::from(j + 1 < p as usize);
+            *f += edges as f64 * d_send / 2.0;
+        }
+    }
+    let aligned_slowest = slowest_stage(c, &fixed, layer, None);
+    let (first, last) = match u.class {
+        _ if u.must_straddle => (p, p),
+        UnitClass::Any => (0, p),
+        UnitClass::Aligned => (0, 0),
+        UnitClass::Straddled => (1, p),
+    };
+    if first > last || (u.must_straddle && u.class == UnitClass::Aligned) {
+        return f64::INFINITY;
+    }
+    (first..=last)
+        .map(|s| {
+            let tp = if s == p {
+                d_tp * (collectives * c.model_layers as f64 + ends)
+            } else {
+                d_tp * collectives * v * s as f64
+            };
+            let edges = (p - 1) as f64;
+            let crossings = if u.aligned_sends_cross {
+                if s == 0 {
+                    edges
+                } else {
+                    (p - s) as f64
+                }
+            } else {
+                (u.min_units.saturating_sub(1) as f64 - (u.straddle_weight * s) as f64).max(0.0)
+            };
+            let (tail, slowest) = match s {
+                0 => (tail_aligned, aligned_slowest),
+                s if s < p => (tail_some_aligned, straddled_slowest),
+                _ => (tail_any, straddled_slowest),
+            };
+            finish(
+                sum_inside + tp + crossings.min(edges) * d_send,
+                slowest,
+                tail,
+            )
+        })
+        .fold(f64::INFINITY, f64::min)
 }

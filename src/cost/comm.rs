@@ -240,6 +240,10 @@ pub struct UnitComm {
     /// The data-parallel ring of an aligned stage: at most `size / t` members in one unit, all
     /// `t` ranks' rings crossing the same boundaries.
     pub dp_aligned: PathCost,
+    /// The same ring when `i` of the stage's pipeline neighbours share units with it (sends that
+    /// do not cross): each of its groups then brings a neighbour's group along, so at most
+    /// `size / (t (1 + i))` members per unit; `None` when no unit can hold that many groups.
+    pub dp_packed: [Option<PathCost>; 3],
     /// No group fits in a unit (`t > size`): every stage straddles.
     pub must_straddle: bool,
     /// Two aligned groups cannot share a unit (`2t > size`): a send out of or into an aligned
@@ -249,9 +253,28 @@ pub struct UnitComm {
     pub min_units: u32,
     /// Units one straddling group touches at most, less one.
     pub straddle_weight: u32,
+    /// The placements this covers.
+    pub class: UnitClass,
+}
+
+/// Which placements of a configuration a bound covers on a fabric of units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UnitClass {
+    /// Every placement.
+    Any,
+    /// Placements whose tensor-parallel groups each sit inside one unit.
+    Aligned,
+    /// Placements where some group straddles units.
+    Straddled,
 }
 
 impl UnitComm {
+    /// The same costs, covering only the placements of `class`.
+    pub fn covering(mut self, class: UnitClass) -> Self {
+        self.class = class;
+        self
+    }
+
     /// The classes' costs of configuration `c`, or `None` on a fabric of one unit.
     pub fn of(c: &ConfigCosts, fabric: &Fabric) -> Option<Self> {
         let units = fabric.units()?;
@@ -259,12 +282,18 @@ impl UnitComm {
         let (t, eff) = (cfg.tp, c.link_eff);
         let size = units.size.max(1);
         let half = (t / 2).clamp(1, size);
-        let groups_per_unit = (size / t).max(1);
-        let dp_aligned = if cfg.dp <= size / t {
-            fabric.ideal_ring_inside(cfg.dp)
-        } else {
-            fabric.ideal_ring_across(cfg.dp, groups_per_unit, t)
+        let ring_with = |per_unit: u32| {
+            if cfg.dp <= per_unit {
+                fabric.ideal_ring_inside(cfg.dp)
+            } else {
+                fabric.ideal_ring_across(cfg.dp, per_unit.max(1), t)
+            }
         };
+        let dp_aligned = ring_with(size / t);
+        let dp_packed = [1, 2, 3].map(|groups| {
+            let per_unit = size / (t * groups);
+            (per_unit >= 1).then(|| ring_with(per_unit))
+        });
         let devices = u64::from(cfg.pp) * u64::from(t);
         Some(UnitComm {
             units,
@@ -273,10 +302,12 @@ impl UnitComm {
             send_inside_s: p2p_s(c.p2p_bytes, fabric.ideal_flow_inside(), eff),
             send_across_s: p2p_s(c.p2p_bytes, fabric.ideal_flow_across(1), eff),
             dp_aligned,
+            dp_packed,
             must_straddle: t > size,
             aligned_sends_cross: 2 * t > size,
             min_units: devices.div_ceil(u64::from(size)).min(u64::from(u32::MAX)) as u32,
             straddle_weight: t.min(units.count).saturating_sub(1),
+            class: UnitClass::Any,
         })
     }
 }

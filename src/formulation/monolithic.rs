@@ -19,7 +19,7 @@
 use good_lp::{constraint, variable, Expression, Variable};
 
 use crate::cost::bound::quick_bound;
-use crate::cost::{CommCosts, ConfigCosts};
+use crate::cost::ConfigCosts;
 use crate::error::Error;
 use crate::hardware::Fabric;
 use crate::instance::Instance;
@@ -62,12 +62,12 @@ pub struct MonolithicResult {
 
 impl<'a> MonolithicMip<'a> {
     /// Builds the MIP over `configs`, each with the communication its block charges.
-    pub fn new(inst: &Instance, configs: Vec<(&'a ConfigCosts, MipComm)>) -> Self {
+    pub fn new(configs: Vec<(&'a ConfigCosts, MipComm)>) -> Self {
         // The smallest cheap bound puts the optimum near 1; a degenerate bound (0 for an empty
         // model) falls back to the blocks' own step-time estimates.
         let cheapest = configs
             .iter()
-            .map(|(c, _)| quick_bound(c, &CommCosts::ideal(inst, c), false))
+            .map(|(c, comm)| quick_bound(c, &comm.stage, comm.units.as_ref(), c.config.dp_overlap))
             .filter(|b| b.is_finite() && *b > 0.0)
             .fold(f64::INFINITY, f64::min);
         let fallback = configs
@@ -109,7 +109,6 @@ impl<'a> MonolithicMip<'a> {
     /// bound is then a lower bound over all placements.
     pub fn ideal(inst: &Instance, configs: &[&'a ConfigCosts]) -> Self {
         Self::new(
-            inst,
             configs
                 .iter()
                 .map(|c| (*c, MipComm::ideal(inst, c)))

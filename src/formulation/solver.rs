@@ -76,7 +76,25 @@ pub fn solve_tuned(
     let mut model = problem
         .try_into_inner()
         .map_err(|e| Error::Solver(format!("building the model: {e}")))?;
-    model.make_quiet();
+    if std::env::var_os("WATOS_HIGHS_LOG").is_none() {
+        model.make_quiet();
+    } else {
+        let _ = model.try_set_option("output_flag", true);
+        let _ = model.try_set_option("log_to_console", true);
+    }
+    if let Ok(extra) = std::env::var("WATOS_HIGHS_OPTS") {
+        for kv in extra.split(',') {
+            if let Some((k, v)) = kv.split_once('=') {
+                if let Ok(x) = v.parse::<i32>() {
+                    let _ = model.try_set_option(k, x);
+                } else if let Ok(x) = v.parse::<f64>() {
+                    let _ = model.try_set_option(k, x);
+                } else {
+                    let _ = model.try_set_option(k, v);
+                }
+            }
+        }
+    }
     let set = |m: &mut highs::Model, name: &str, r: Result<(), highs::TrySetOptionError>| {
         let _ = m;
         r.map_err(|_| Error::Solver(format!("HiGHS rejected option {name}")))

@@ -1,20 +1,28 @@
-//! The decomposition: branch-and-bound over configurations, HiGHS below, the evaluator as judge.
+//! The decomposition: best-first branch-and-bound over configurations, HiGHS below, the evaluator
+//! as judge.
 //!
-//! Configurations are visited in order of a cheap valid lower bound; each one's MIP is solved with
-//! the best evaluated step time so far as cutoff. The search stops when every unvisited
-//! configuration's bound is within the requested gap of the incumbent. The proven lower bound is
-//! the least of the solved configurations' dual bounds and the unvisited ones' cheap bounds.
+//! Every configuration starts at a bound that needs no costs ([`space::compute_bound`]); when it is
+//! the least open bound it is refined to the stage model's cheap bound (and a few simple plans of
+//! it are scored, which gives the first plans within milliseconds), and when it comes up again its
+//! MIP is solved with the best evaluated step time as cutoff. The search stops when the least open
+//! bound is within the requested gap of the incumbent, or at a limit; either way the proven lower
+//! bound is that least open bound. MIPs at the head of the frontier are solved a batch at a time
+//! on rayon's threads, each with the same cutoff, so results do not depend on timing.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use crate::cost::{plan_error, Evaluation};
+use rayon::prelude::*;
+
+use crate::cost::{evaluate_with, plan_error, ConfigCosts, Evaluation};
 use crate::error::{Error, InfeasibleReason};
-use crate::formulation::{MipComm, RawStatus, SolverOptions, StageMip};
+use crate::formulation::{MipComm, RawStatus, SolverOptions, StageMip, StageMipResult};
 use crate::instance::Instance;
-use crate::plan::Plan;
+use crate::plan::{Plan, Recompute};
 use crate::solution::{ConfigStats, Found, Method, Solution};
 
-use super::{candidates, infeasible, local, no_plan, score, Candidate, Observer, SearchOptions};
+use super::space::{Entry, Frontier, Refinement};
+use super::{infeasible, local, no_plan, score, Observer, SearchOptions};
 
 /// The default strategy: branch-and-bound over configurations, one MIP per configuration.
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,7 +34,7 @@ impl super::Strategy for Decomposition {
     }
 
     fn space(&self) -> &'static str {
-        "every configuration (data, tensor, pipeline degrees, micro-batch, sequence parallelism, ZeRO-1); per stage its layers, recomputation of each layer, weights in SRAM or DRAM, and bytes parked on every other stage"
+        "every configuration (data, tensor, pipeline degrees, every micro-batch, interleaving); per stage its layers, the recomputation of each layer, weights in SRAM or DRAM, and bytes parked on every other stage"
     }
 
     fn solve(
@@ -39,25 +47,28 @@ impl super::Strategy for Decomposition {
     }
 }
 
+/// Set by a Ctrl-C handler (the command line installs one): the search stops at the next
+/// configuration and returns the best plan so far with its gap.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 /// The incumbent: best evaluated plan so far.
 struct Best {
     eval: Evaluation,
     plan: Plan,
     mip_objective_s: f64,
-    config: usize,
+    costs: ConfigCosts,
 }
 
-/// Search state over the candidate configurations.
+/// Search state.
 struct Run<'a> {
     inst: &'a Instance,
-    cands: &'a [Candidate],
-    /// Best proven bound per candidate (the cheap bound until its MIP is solved).
-    bounds: Vec<f64>,
-    solved: Vec<bool>,
+    start: Instant,
+    deadline: Option<Instant>,
     best: Option<Best>,
+    first_plan_s: Option<f64>,
     nodes: u64,
     limited: bool,
-    deadline: Option<Instant>,
+    solved: usize,
 }
 
 impl Run<'_> {
@@ -67,8 +78,8 @@ impl Run<'_> {
             .map_or(f64::INFINITY, |b| b.eval.step_time_s)
     }
 
-    fn out_of_time(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
+    fn stopped(&self) -> bool {
+        INTERRUPTED.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     fn options(&self, base: &SolverOptions, gap: f64) -> SolverOptions {
@@ -83,52 +94,60 @@ impl Run<'_> {
         o
     }
 
-    /// Solves candidate `k`'s MIP with `comm`; keeps its bound (ideal communication only) and any
-    /// better evaluated plan. `cutoff`: only plans below it matter.
-    fn solve(
-        &mut self,
-        k: usize,
-        comm: MipComm,
-        bounding: bool,
-        opts: &SolverOptions,
-        cutoff: f64,
-    ) -> Result<(), Error> {
-        let costs = &self.cands[k].costs;
-        let res =
-            StageMip::new(costs, comm, None).solve(opts, cutoff.is_finite().then_some(cutoff))?;
+    /// Keeps `plan` if it is feasible and faster than the incumbent.
+    fn offer(&mut self, costs: &ConfigCosts, plan: Plan, eval: Evaluation, mip_objective_s: f64) {
+        if eval.feasible && eval.step_time_s < self.incumbent() {
+            self.first_plan_s
+                .get_or_insert_with(|| self.start.elapsed().as_secs_f64());
+            self.best = Some(Best {
+                eval,
+                plan,
+                mip_objective_s,
+                costs: costs.clone(),
+            });
+        }
+    }
+
+    /// Scores the simplest plans of a configuration, Megatron-LM's way: layers split evenly, one
+    /// recomputation mode for all, weights in DRAM, nothing parked. Microseconds each, and often
+    /// close: the first incumbents come from here.
+    fn simple_plans(&mut self, costs: &ConfigCosts) {
+        let c = costs.config;
+        for mode in Recompute::ALL {
+            let mut plan = Plan::uniform(costs.model_layers, c.dp, c.tp, c.pp, c.micro_batch, mode);
+            plan.sequence_parallel = c.sequence_parallel;
+            plan.interleave = c.interleave;
+            plan.zero1 = c.zero1;
+            plan.dp_overlap = c.dp_overlap;
+            if plan.stages.iter().any(|s| s.layers < c.interleave) {
+                return;
+            }
+            let Ok(g) = plan.placement(self.inst.fabric()) else {
+                return;
+            };
+            let eval = evaluate_with(self.inst, &plan, costs, &g);
+            self.offer(costs, plan, eval, f64::NAN);
+        }
+    }
+
+    /// Takes a solved MIP's figures and plan.
+    fn absorb(&mut self, costs: &ConfigCosts, res: StageMipResult) -> Result<f64, Error> {
         self.nodes += res.nodes;
+        self.solved += 1;
         if res.status == RawStatus::Limit {
             self.limited = true;
         }
-        if bounding {
-            self.solved[k] = true;
-            self.bounds[k] = self.bounds[k].max(res.bound_s);
-        }
         if let Some(raw) = res.plan {
             let (plan, eval) = score(self.inst, costs, raw)?;
-            if eval.feasible && eval.step_time_s < self.incumbent() {
-                self.best = Some(Best {
-                    eval,
-                    plan,
-                    mip_objective_s: res.objective_s,
-                    config: k,
-                });
-            }
+            self.offer(costs, plan, eval, res.objective_s);
         }
-        Ok(())
-    }
-
-    fn lower_bound(&self) -> f64 {
-        self.bounds.iter().copied().fold(f64::INFINITY, f64::min)
+        Ok(res.bound_s)
     }
 }
 
-/// Finds the plan with the smallest step time and proves how far it can be from the best.
-///
-/// Three phases: branch-and-bound over configurations (HiGHS at half the requested gap, the other
-/// half left for what placement adds); the incumbent's configuration solved again with its real
-/// placement's communication costs (a primal heuristic); then, while the gap is above the target,
-/// the configurations whose bounds hold it open are solved to a tighter gap.
+/// Finds the plan with the smallest step time and proves how far it can be from the best (see the
+/// module documentation); then re-solves the best configuration with its own placement's
+/// communication to a tenth of the gap (a primal heuristic) and refines the plan by local search.
 ///
 /// ```no_run
 /// let inst = watos::Instance::load("instances/gpt3-175b-wafer.toml").unwrap();
@@ -141,124 +160,197 @@ pub fn solve(
     observer: &dyn Observer,
 ) -> Result<Solution, Error> {
     let start = Instant::now();
-    let (cands, rejected, closest) = candidates(inst);
-    if cands.is_empty() {
-        return Err(infeasible(inst, closest, InfeasibleReason::Aggregate));
-    }
+    let mut frontier = Frontier::new(inst);
     let target = opts.solver.gap;
     let mut run = Run {
         inst,
-        cands: &cands,
-        bounds: cands.iter().map(|c| c.bound_s).collect(),
-        solved: vec![false; cands.len()],
-        best: None,
-        nodes: 0,
-        limited: false,
+        start,
         deadline: opts
             .solver
             .time_limit_s
-            .map(|t| start + std::time::Duration::from_secs_f64(t)),
+            .map(|t| start + Duration::from_secs_f64(t.clamp(0.0, 1e9))),
+        best: None,
+        first_plan_s: None,
+        nodes: 0,
+        limited: false,
+        solved: 0,
     };
-    observer.start(cands.len() as u64, "configurations");
-    // Phase 1: configurations in order of their cheap bound.
-    for (k, cand) in cands.iter().enumerate() {
-        if run.bounds[k] >= run.incumbent() * (1.0 - target) || run.out_of_time() {
+    observer.start(frontier.total as u64, "configurations");
+    let batch = rayon::current_num_threads().max(1);
+    let mut settled = 0u64;
+    // Configurations whose MIP was solved tighter already: what is left is the placement gap.
+    let mut tightened = std::collections::HashSet::new();
+    while !run.stopped() {
+        let goal = run.incumbent() * (1.0 - target);
+        if frontier.least_bound() >= goal {
             break;
         }
-        let o = run.options(&opts.solver, target / 2.0);
-        let cutoff = run.incumbent();
-        run.solve(k, MipComm::ideal(inst, &cand.costs), true, &o, cutoff)?;
-        observer.advance(1);
+        let Some(e) = frontier.pop() else { break };
+        match e.refinement {
+            Refinement::Compute => {
+                if let Some((costs, bounds)) = frontier.refine(inst, &e) {
+                    let q = bounds.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
+                    if q < run.incumbent() {
+                        run.simple_plans(&costs);
+                    }
+                    frontier.push_classes(&e, &bounds);
+                } else {
+                    settled += 1;
+                    observer.advance(1);
+                }
+            }
+            Refinement::Quick => {
+                let mut todo = vec![e];
+                while todo.len() < batch {
+                    let more = frontier.pop();
+                    match more {
+                        Some(m) if m.refinement == Refinement::Quick && m.bound_s < goal => {
+                            todo.push(m)
+                        }
+                        Some(m) => {
+                            frontier.push(&m, m.bound_s, m.refinement);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                let o = run.options(&opts.solver, target / 2.0);
+                let cutoff = run.incumbent();
+                let results = solve_batch(inst, &todo, &o, cutoff);
+                for (e, res) in todo.iter().zip(results) {
+                    let (costs, res) = res?;
+                    let bound = run.absorb(&costs, res)?;
+                    frontier.push(e, bound, Refinement::Solved);
+                    settled += 1;
+                    observer.advance(1);
+                }
+            }
+            Refinement::Solved => {
+                // Its MIP's bound holds the gap open. Solved tighter once; after that, what is left
+                // is the placement: the MIP's ideal communication against the evaluator's real one.
+                if !tightened.insert(e.index) {
+                    frontier.push(&e, e.bound_s, Refinement::Solved);
+                    break;
+                }
+                let o = run.options(&opts.solver, target / 10.0);
+                let cutoff = run.incumbent();
+                let (costs, res) = solve_batch(inst, std::slice::from_ref(&e), &o, cutoff)
+                    .pop()
+                    .unwrap_or_else(|| Err(Error::Solver("no result".into())))?;
+                let bound = run.absorb(&costs, res)?;
+                frontier.push(&e, bound, Refinement::Solved);
+            }
+        }
+        observer.status(run.incumbent(), frontier.least_bound().min(run.incumbent()));
     }
     observer.finish();
-    let Some(first) = run.best.as_ref() else {
-        let settled = run.solved.iter().filter(|s| **s).count();
+    let Some(best) = run.best.take() else {
+        if frontier.open() == 0 {
+            return Err(infeasible(
+                inst,
+                frontier.closest,
+                if run.solved == 0 {
+                    InfeasibleReason::Aggregate
+                } else {
+                    InfeasibleReason::PerDevice
+                },
+            ));
+        }
         return Err(no_plan(
             inst,
-            closest,
-            run.limited || run.out_of_time(),
-            settled,
-            cands.len(),
+            frontier.closest,
+            true,
+            settled as usize,
+            frontier.total,
         ));
     };
-    // Phase 2: the incumbent's configuration with its own placement's communication.
-    let k = first.config;
-    if !run.out_of_time() {
-        let placement = first.plan.placement(inst.fabric()).map_err(plan_error)?;
-        let comm = MipComm::of_placement(inst, &cands[k].costs, &placement);
-        let o = run.options(&opts.solver, target / 2.0);
-        let cutoff = run.incumbent();
-        run.solve(k, comm, false, &o, cutoff)?;
-    }
-    let Some(best) = run.best.take() else {
-        return Err(infeasible(inst, closest, InfeasibleReason::PerDevice));
-    };
-    let mip_plan_step_time_s = best.eval.step_time_s;
-    let (plan, evaluation) = local::refine_if(
-        opts.local_search,
-        inst,
-        &cands[best.config].costs,
-        best.plan,
-        best.eval,
-    );
-    run.best = Some(Best {
-        eval: evaluation,
-        plan,
-        mip_objective_s: best.mip_objective_s,
-        config: best.config,
-    });
-    // Phase 3: tighten the bounds that keep the gap open.
-    loop {
-        let goal = run.incumbent() * (1.0 - target);
-        let open: Vec<usize> = (0..cands.len())
-            .filter(|k| run.bounds[*k] < goal && !(run.solved[*k] && run.bounds[*k] >= goal))
-            .collect();
-        let Some(k) = open
-            .into_iter()
-            .min_by(|a, b| run.bounds[*a].total_cmp(&run.bounds[*b]))
-        else {
-            break;
-        };
-        if run.out_of_time() {
-            break;
-        }
-        let before = run.bounds[k];
-        let o = run.options(&opts.solver, target / 10.0);
-        let cutoff = run.incumbent();
-        run.solve(k, MipComm::ideal(inst, &cands[k].costs), true, &o, cutoff)?;
-        if run.bounds[k] <= before && run.solved[k] && run.limited {
-            break;
-        }
-        if run.bounds[k] < goal {
-            // Proven as far as HiGHS can at this gap: the rest of the gap is placement.
-            run.bounds[k] = run.bounds[k].max(before);
-            break;
+    // The best configuration with its own placement's communication.
+    run.best = Some(best);
+    if !run.stopped() {
+        if let Some(b) = run.best.as_ref() {
+            let costs = b.costs.clone();
+            let placement = b.plan.placement(inst.fabric()).map_err(plan_error)?;
+            let comm = MipComm::of_placement(inst, &costs, &placement);
+            // Tighter than the search's MIPs: this one only improves the plan.
+            let o = run.options(&opts.solver, target / 10.0);
+            let res = StageMip::new(&costs, comm, None).solve(&o, Some(run.incumbent()))?;
+            run.nodes += res.nodes;
+            if let Some(raw) = res.plan {
+                let (plan, eval) = score(inst, &costs, raw)?;
+                run.offer(&costs, plan, eval, res.objective_s);
+            }
         }
     }
-    let best = run
+    let mut best = run
         .best
         .take()
         .ok_or_else(|| infeasible(inst, None, InfeasibleReason::PerDevice))?;
-    let solved = run.solved.iter().filter(|s| **s).count();
+    if best.mip_objective_s.is_nan() {
+        // A simple plan won: the MIP's objective at it, for the same diagnostics as a MIP plan.
+        let comm = MipComm::ideal(inst, &best.costs);
+        best.mip_objective_s =
+            StageMip::new(&best.costs, comm, None).objective_of(&best.plan, inst.fabric());
+    }
+    let mip_plan_step_time_s = best.eval.step_time_s;
+    let (plan, evaluation) =
+        local::refine_if(opts.local_search, inst, &best.costs, best.plan, best.eval);
+    let solved = run.solved.min(frontier.total);
     Ok(Solution::conclude(
         Found {
-            plan: best.plan,
-            evaluation: best.eval,
-            bound_s: run.lower_bound(),
+            plan,
+            evaluation,
+            bound_s: frontier.least_bound(),
             mip_objective_s: best.mip_objective_s,
             mip_plan_step_time_s,
             configs: ConfigStats {
-                total: cands.len() + rejected,
-                memory_infeasible: rejected,
+                total: frontier.total,
+                memory_infeasible: frontier.memory_infeasible,
                 solved,
-                pruned: cands.len() - solved,
+                pruned: frontier
+                    .total
+                    .saturating_sub(frontier.memory_infeasible + solved),
             },
             nodes: run.nodes,
-            out_of_time: run.out_of_time(),
+            out_of_time: run.stopped(),
             limited: run.limited,
+            first_plan_s: run.first_plan_s,
         },
         &opts.solver,
         start,
         Method::Decomposition,
     ))
+}
+
+/// Solves the MIPs of some configurations at once, each with the same options and cutoff.
+fn solve_batch(
+    inst: &Instance,
+    entries: &[Entry],
+    opts: &SolverOptions,
+    cutoff: f64,
+) -> Vec<Result<(ConfigCosts, StageMipResult), Error>> {
+    entries
+        .par_iter()
+        .map(|e| {
+            let costs = ConfigCosts::new(inst, e.config);
+            let mut comm = MipComm::ideal(inst, &costs);
+            comm.units = comm.units.map(|u| u.covering(e.class));
+            let t = Instant::now();
+            let res = StageMip::new(&costs, comm, None)
+                .solve(opts, cutoff.is_finite().then_some(cutoff))?;
+            if std::env::var_os("WATOS_TRACE").is_some() {
+                eprintln!(
+                    "MIP {:?} {:?} q={:.4} -> bound {:.4} obj {:.4} {:?} nodes {} in {:?}",
+                    e.config,
+                    e.class,
+                    e.bound_s,
+                    res.bound_s,
+                    res.objective_s,
+                    res.status,
+                    res.nodes,
+                    t.elapsed()
+                );
+            }
+            Ok((costs, res))
+        })
+        .collect()
 }

@@ -15,7 +15,8 @@ use crate::plan::{Plan, RecomputeCounts, Stage, WeightSource};
 use crate::solution::{ConfigStats, Method, Solution, Status};
 use crate::workload::LayerLayout;
 
-use super::{candidates, infeasible, Observer, SearchOptions};
+use super::space::Frontier;
+use super::{infeasible, next_candidates, Observer, SearchOptions};
 
 /// Enumeration as a strategy (small instances only).
 #[derive(Debug, Clone, Copy, Default)]
@@ -46,7 +47,9 @@ pub const MAX_PLANS: u64 = 2_000_000;
 /// Enumerates every plan of the space.
 pub fn solve(inst: &Instance, solver: &SolverOptions) -> Result<Solution, Error> {
     let start = Instant::now();
-    let (cands, rejected, closest) = candidates(inst);
+    let mut frontier = Frontier::new(inst);
+    let cands = next_candidates(inst, &mut frontier, usize::MAX);
+    let (rejected, closest) = (frontier.memory_infeasible, frontier.closest.take());
     let layers = inst.model.layers;
     let total: u64 = cands
         .iter()
@@ -68,7 +71,10 @@ pub fn solve(inst: &Instance, solver: &SolverOptions) -> Result<Solution, Error>
     for cand in &cands {
         let c = &cand.costs;
         let p = c.config.pp;
-        for split in compositions(layers, p) {
+        for split in compositions(layers, p)
+            .into_iter()
+            .filter(|split| split.iter().all(|n| *n >= c.config.interleave))
+        {
             let per_stage: Vec<Vec<Stage>> = stage_options(c, &split);
             for stages in per_stage.iter().multi_cartesian_product() {
                 let stages: Vec<Stage> = stages.into_iter().cloned().collect();
@@ -80,7 +86,7 @@ pub fn solve(inst: &Instance, solver: &SolverOptions) -> Result<Solution, Error>
                     sequence_parallel: c.config.sequence_parallel,
                     interleave: c.config.interleave,
                     zero1: c.config.zero1,
-                    dp_overlap: false,
+                    dp_overlap: c.config.dp_overlap,
                     stages,
                 };
                 let Some((plan, eval, relaxed)) = best_parking(inst, c, plan, &lp)? else {
@@ -123,6 +129,7 @@ pub fn solve(inst: &Instance, solver: &SolverOptions) -> Result<Solution, Error>
         nodes: 0,
         relaxations: RELAXATIONS.iter().map(|s| s.to_string()).collect(),
         method: Method::Exhaustive,
+        first_plan_s: None,
     })
 }
 
@@ -141,7 +148,10 @@ fn best_parking(
         let relaxed = evaluate_ideal(inst, &plan, c).step_time_s;
         return Ok(Some((plan, plain, relaxed)));
     }
-    let mip = StageMip::new(c, MipComm::ideal(inst, c), Some(&plan));
+    // The parking LP at the best any placement allows, placement classes relaxed.
+    let mut comm = MipComm::ideal(inst, c);
+    comm.units = None;
+    let mip = StageMip::new(c, comm, Some(&plan));
     let res = mip.solve(lp, None)?;
     let Some(parked) = res.plan else {
         return Ok(None);

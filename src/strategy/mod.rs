@@ -9,8 +9,8 @@ pub mod local;
 pub mod monolithic;
 pub mod space;
 
-use crate::cost::bound::{memory_need, quick_bound, shortfall, MemoryNeed};
-use crate::cost::{evaluate_with, plan_error, CommCosts, ConfigCosts, Evaluation};
+use crate::cost::bound::{shortfall, MemoryNeed};
+use crate::cost::{evaluate_with, plan_error, ConfigCosts, Evaluation};
 use crate::error::{Error, Infeasibility, InfeasibleReason};
 use crate::formulation::SolverOptions;
 use crate::instance::Instance;
@@ -43,6 +43,10 @@ pub trait Observer: Sync {
     /// `n` more done.
     fn advance(&self, n: u64) {
         let _ = n;
+    }
+    /// The best plan so far and the proven lower bound (seconds per step).
+    fn status(&self, incumbent_s: f64, bound_s: f64) {
+        let _ = (incumbent_s, bound_s);
     }
     /// The search is over.
     fn finish(&self) {}
@@ -100,43 +104,30 @@ pub(crate) struct Candidate {
     pub bound_s: f64,
 }
 
-/// The memory-feasible configurations with their coefficients and cheap bounds, in order of
-/// bound; the number ruled out by memory, and the one that comes closest (for the explanation).
-pub(crate) fn candidates(inst: &Instance) -> (Vec<Candidate>, usize, Option<(Config, MemoryNeed)>) {
-    use rayon::prelude::*;
-    let all = space::configs(inst);
-    let scored: Vec<(ConfigCosts, MemoryNeed)> = all
-        .par_iter()
-        .map(|c| {
-            let costs = ConfigCosts::new(inst, *c);
-            let need = memory_need(&costs);
-            (costs, need)
-        })
-        .collect();
-    let mut closest: Option<(Config, MemoryNeed)> = None;
+/// The next `max` memory-feasible configurations of `frontier` in order of their cheap bound
+/// (every one left with `usize::MAX`), refining bounds as they come up.
+pub(crate) fn next_candidates(
+    inst: &Instance,
+    frontier: &mut space::Frontier,
+    max: usize,
+) -> Vec<Candidate> {
     let mut out = Vec::new();
-    let mut rejected = 0;
-    for (costs, need) in scored {
-        if need.fits() {
-            let bound_s = quick_bound(&costs, &CommCosts::ideal(inst, &costs), false);
-            out.push(Candidate { costs, bound_s });
-        } else {
-            rejected += 1;
-            let ratio = need.total_bytes() / need.available_bytes;
-            if closest
-                .as_ref()
-                .is_none_or(|(_, n)| ratio < n.total_bytes() / n.available_bytes)
-            {
-                closest = Some((costs.config, need));
+    while out.len() < max {
+        let Some(e) = frontier.pop() else { break };
+        match e.refinement {
+            space::Refinement::Compute => {
+                if let Some((_, bounds)) = frontier.refine(inst, &e) {
+                    let q = bounds.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
+                    frontier.push(&e, q, space::Refinement::Quick);
+                }
             }
+            _ => out.push(Candidate {
+                costs: ConfigCosts::new(inst, e.config),
+                bound_s: e.bound_s,
+            }),
         }
     }
-    out.sort_by(|a, b| {
-        a.bound_s
-            .total_cmp(&b.bound_s)
-            .then(a.costs.config.cmp(&b.costs.config))
-    });
-    (out, rejected, closest)
+    out
 }
 
 /// The search ended without a plan: a limit stopped it first (not infeasibility), or nothing fits.

@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use crate::cost::Evaluation;
+use crate::cost::{ConfigCosts, Evaluation};
 use crate::error::{Error, InfeasibleReason};
 use crate::formulation::monolithic::MonolithicMip;
 use crate::formulation::{RawStatus, SolverOptions};
@@ -19,7 +19,8 @@ use crate::instance::Instance;
 use crate::plan::Plan;
 use crate::solution::{ConfigStats, Found, Method, Solution};
 
-use super::{candidates, infeasible, local, no_plan, score, Observer, SearchOptions};
+use super::space::Frontier;
+use super::{infeasible, local, next_candidates, no_plan, score, Observer, SearchOptions};
 
 /// Configurations in one monolithic MIP unless told otherwise.
 pub const DEFAULT_MAX_CANDIDATES: usize = 64;
@@ -80,7 +81,7 @@ struct Best {
     eval: Evaluation,
     plan: Plan,
     mip_objective_s: f64,
-    config: usize,
+    costs: ConfigCosts,
 }
 
 /// Finds the plan with the smallest step time by monolithic MIPs over blocks of candidates (see
@@ -103,33 +104,30 @@ pub fn solve_with(
     observer: &dyn Observer,
 ) -> Result<(Solution, MipSize), Error> {
     let start = Instant::now();
-    let (cands, rejected, closest) = candidates(inst);
-    if cands.is_empty() {
-        return Err(infeasible(inst, closest, InfeasibleReason::Aggregate));
-    }
+    let mut frontier = Frontier::new(inst);
     let target = opts.solver.gap;
     let per_mip = mono.max_candidates.max(1);
     let deadline = opts
         .solver
         .time_limit_s
-        .map(|t| start + std::time::Duration::from_secs_f64(t.max(0.0)));
+        .map(|t| start + std::time::Duration::from_secs_f64(t.clamp(0.0, 1e9)));
     let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
-    observer.start(cands.len() as u64, "configurations");
+    observer.start(frontier.total as u64, "configurations");
     let mut best: Option<Best> = None;
-    // Least dual bound of the MIPs solved so far; the candidates from `next` on are bounded by
-    // their cheap bounds.
+    // Least dual bound of the MIPs solved so far; the configurations still in the frontier are
+    // bounded by their own bounds.
     let mut mip_bound = f64::INFINITY;
-    let mut next = 0;
-    let mut nodes = 0;
-    let mut limited = false;
+    let (mut solved, mut nodes, mut limited, mut first_plan_s) = (0, 0, false, None);
     let mut size = MipSize::default();
-    while next < cands.len() && !out_of_time() {
+    while !out_of_time() {
         let incumbent = best.as_ref().map_or(f64::INFINITY, |b| b.eval.step_time_s);
-        if cands[next].bound_s >= incumbent * (1.0 - target) {
+        let block = next_candidates(inst, &mut frontier, per_mip);
+        let Some(first) = block.first() else { break };
+        if first.bound_s >= incumbent * (1.0 - target) {
+            // Back where it came from, for the final bound.
+            mip_bound = mip_bound.min(first.bound_s);
             break;
         }
-        let end = (next + per_mip).min(cands.len());
-        let block = &cands[next..end];
         let mip = MonolithicMip::ideal(inst, &block.iter().map(|c| &c.costs).collect::<Vec<_>>());
         size.mips += 1;
         size.rows = size.rows.max(mip.rows());
@@ -149,56 +147,61 @@ pub fn solve_with(
         nodes += res.nodes;
         limited |= res.status == RawStatus::Limit;
         mip_bound = mip_bound.min(res.bound_s);
-        next = end;
+        solved += block.len();
         observer.advance(block.len() as u64);
         if let (Some(k), Some(raw)) = (res.choice, res.plan) {
-            let k = k + (end - block.len());
-            let (plan, eval) = score(inst, &cands[k].costs, raw)?;
+            let costs = block[k].costs.clone();
+            let (plan, eval) = score(inst, &costs, raw)?;
             if eval.feasible && eval.step_time_s < incumbent {
+                first_plan_s.get_or_insert_with(|| start.elapsed().as_secs_f64());
                 best = Some(Best {
                     eval,
                     plan,
                     mip_objective_s: res.objective_s,
-                    config: k,
+                    costs,
                 });
             }
         }
     }
     observer.finish();
     let Some(best) = best else {
+        if solved == 0 && frontier.open() == 0 {
+            return Err(infeasible(
+                inst,
+                frontier.closest,
+                InfeasibleReason::Aggregate,
+            ));
+        }
         return Err(no_plan(
             inst,
-            closest,
+            frontier.closest,
             limited || out_of_time(),
-            next,
-            cands.len(),
+            solved,
+            frontier.total,
         ));
     };
     let mip_plan_step_time_s = best.eval.step_time_s;
-    let (plan, evaluation) = local::refine_if(
-        opts.local_search,
-        inst,
-        &cands[best.config].costs,
-        best.plan,
-        best.eval,
-    );
-    let left_out = cands.get(next).map_or(f64::INFINITY, |c| c.bound_s);
+    let (plan, evaluation) =
+        local::refine_if(opts.local_search, inst, &best.costs, best.plan, best.eval);
     let solution = Solution::conclude(
         Found {
             plan,
             evaluation,
-            bound_s: mip_bound.min(left_out),
+            bound_s: mip_bound.min(frontier.least_bound()),
             mip_objective_s: best.mip_objective_s,
             mip_plan_step_time_s,
             configs: ConfigStats {
-                total: cands.len() + rejected,
-                memory_infeasible: rejected,
-                solved: next,
-                pruned: cands.len() - next,
+                total: frontier.total,
+                memory_infeasible: frontier.memory_infeasible,
+                solved,
+                pruned: frontier
+                    .total
+                    .saturating_sub(frontier.memory_infeasible + solved),
             },
             nodes,
             out_of_time: out_of_time(),
             limited,
+            first_plan_s,
         },
         &opts.solver,
         start,

@@ -1,6 +1,9 @@
 //! Errors that explain themselves: every error names what was wrong, where, and what would be valid.
 
-use miette::{Diagnostic, NamedSource, SourceSpan};
+use miette::{Diagnostic, SourceSpan};
+use serde_json::{json, Value};
+
+use crate::input::Excerpt;
 
 /// A problem with one field of one input file, located to its line.
 ///
@@ -18,12 +21,16 @@ pub struct InputError {
     /// What is wrong.
     pub message: String,
     #[source_code]
-    pub src: NamedSource<String>,
+    pub src: Excerpt,
     #[label("here")]
     pub span: SourceSpan,
     /// What would be valid.
     #[help]
     pub help: Option<String>,
+    /// The problem inside the file this field names (an instance's `model` or `hardware`), shown
+    /// beneath it. A list because that is what miette renders as nested diagnostics; at most one.
+    #[related]
+    pub cause: Vec<Error>,
 }
 
 /// Every way watos can fail.
@@ -38,6 +45,15 @@ pub enum Error {
     #[error("cannot read {path}: {reason}")]
     #[diagnostic(code(watos::io))]
     Io {
+        path: String,
+        reason: String,
+        #[help]
+        help: Option<String>,
+    },
+    /// An output file could not be written.
+    #[error("cannot write {path}: {reason}")]
+    #[diagnostic(code(watos::write))]
+    Write {
         path: String,
         reason: String,
         #[help]
@@ -86,6 +102,98 @@ impl Error {
             message: message.into(),
             help: (!help.is_empty()).then_some(help),
         }
+    }
+
+    /// The exit status this error ends the program with: 2 bad input (a file, a flag or their
+    /// combination), 3 nothing fits, 1 anything else (solver, limits, writing output).
+    ///
+    /// ```
+    /// assert_eq!(watos::Error::invalid("--tp", "3 does not divide 96", "").exit_code(), 2);
+    /// assert_eq!(watos::Error::Solver("HiGHS".into()).exit_code(), 1);
+    /// ```
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Io { .. } | Error::Input(_) | Error::Invalid { .. } => 2,
+            Error::Infeasible(_) => 3,
+            Error::Write { .. } | Error::Limit(_) | Error::Solver(_) => 1,
+        }
+    }
+
+    /// What kind of error this is, as `--json` spells it.
+    ///
+    /// ```
+    /// assert_eq!(watos::Error::Limit("no plan in 1 s".into()).kind(), "limit");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::Write { .. } => "write",
+            Error::Input(_) => "input",
+            Error::Invalid { .. } => "invalid",
+            Error::Infeasible(_) => "infeasible",
+            Error::Limit(_) => "limit",
+            Error::Solver(_) => "solver",
+        }
+    }
+
+    /// The error as the object `--json` prints: `{"error": {"kind", "file", "line", "field",
+    /// "message", "help"}}`, with `infeasibility` (the figures) when nothing fits and `cause` when
+    /// a file named by an instance is what failed. Absent parts are `null`.
+    ///
+    /// ```
+    /// let e = watos::Error::invalid("--tp", "3 does not divide the 96 heads", "valid: 1, 2, 4");
+    /// let v = e.to_json();
+    /// assert_eq!(v["error"]["kind"], "invalid");
+    /// assert_eq!(v["error"]["field"], "--tp");
+    /// assert!(v["error"]["file"].is_null());
+    /// ```
+    pub fn to_json(&self) -> Value {
+        json!({ "error": self.json_body() })
+    }
+
+    fn json_body(&self) -> Value {
+        let mut body = json!({
+            "kind": self.kind(),
+            "file": Value::Null,
+            "line": Value::Null,
+            "field": Value::Null,
+            "message": self.to_string(),
+            "help": Value::Null,
+        });
+        match self {
+            Error::Io { path, help, .. } | Error::Write { path, help, .. } => {
+                body["file"] = json!(path);
+                body["help"] = json!(help);
+            }
+            Error::Input(e) => {
+                body["file"] = json!(e.file);
+                body["line"] = json!(e.line);
+                body["field"] = json!(e.field);
+                body["message"] = json!(e.message);
+                body["help"] = json!(e.help);
+                if let Some(cause) = e.cause.first() {
+                    body["cause"] = cause.json_body();
+                }
+            }
+            Error::Invalid {
+                what,
+                message,
+                help,
+            } => {
+                body["field"] = json!(what);
+                body["message"] = json!(message);
+                body["help"] = json!(help);
+            }
+            Error::Infeasible(i) => {
+                body["infeasibility"] = serde_json::to_value(i).unwrap_or(Value::Null);
+            }
+            Error::Limit(_) => {
+                body["help"] =
+                    json!("give the solver more time (--time-limit) or nodes (--node-limit)");
+            }
+            Error::Solver(_) => {}
+        }
+        body
     }
 }
 
@@ -243,22 +351,4 @@ pub(crate) fn ensure(ok: bool, err: impl FnOnce() -> FieldError) -> Result<(), F
     } else {
         Err(err())
     }
-}
-
-/// Checks that a number read from a file is finite and positive.
-pub(crate) fn positive(field: &str, value: f64, what: &str) -> Result<(), FieldError> {
-    ensure(value.is_finite() && value > 0.0, || {
-        FieldError::new(
-            field,
-            format!("is {value}, must be a positive number"),
-            what,
-        )
-    })
-}
-
-/// Checks that a number read from a file is finite and not negative.
-pub(crate) fn non_negative(field: &str, value: f64, what: &str) -> Result<(), FieldError> {
-    ensure(value.is_finite() && value >= 0.0, || {
-        FieldError::new(field, format!("is {value}, must be zero or positive"), what)
-    })
 }

@@ -1,14 +1,27 @@
 //! Reading input files: TOML (and JSON) with errors located to the file, line and field.
 
+mod excerpt;
+mod hints;
+mod locate;
+pub mod ranges;
+
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use miette::NamedSource;
 use serde::de::DeserializeOwned;
-use toml::de::{DeTable, DeValue};
-use toml::Spanned;
+use serde::{Deserialize, Deserializer};
+use toml::de::DeTable;
 
 use crate::error::{Error, FieldError, InputError};
+
+pub use excerpt::Excerpt;
+use hints::{missing_field, value_help, TOML_SYNTAX_HELP};
+use locate::{field_at, key_on_line, locate, locate_quoted_key, offset_of_line_col, split_indices};
+
+/// Largest input file read. Real files are a few kB; the cap keeps a wrong path (a disk image, a
+/// log) from being read into memory whole.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// An input file's text, kept so that later checks can point at the offending line.
 #[derive(Debug, Clone)]
@@ -20,23 +33,65 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
-    /// Reads a file, naming it in the error when it cannot be read.
+    /// Reads a file, naming it in the error when it cannot be read: a missing file, one that is
+    /// not a regular file (a directory, a FIFO, a device such as `/dev/zero`), one larger than
+    /// [`MAX_FILE_BYTES`], or one that is not UTF-8 text.
     ///
     /// ```
     /// let err = watos::input::SourceFile::read("no/such/file.toml").unwrap_err();
     /// assert!(err.to_string().contains("no/such/file.toml"));
+    /// let err = watos::input::SourceFile::read(env!("CARGO_MANIFEST_DIR")).unwrap_err();
+    /// assert!(err.to_string().contains("is a directory"));
     /// ```
     pub fn read(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        let fail = |reason: String, help: &str| Error::Io {
             path: path.display().to_string(),
-            reason: e.to_string(),
-            help: Some(match e.kind() {
+            reason,
+            help: Some(help.into()),
+        };
+        let io = |e: std::io::Error| {
+            let help = match e.kind() {
                 std::io::ErrorKind::NotFound => {
-                    "check the path; paths inside an instance file are relative to that file".into()
+                    "check the path; paths inside an instance file are relative to that file"
                 }
-                _ => "check the file's permissions and that it is UTF-8 text".into(),
-            }),
+                _ => "check the file's permissions",
+            };
+            fail(e.to_string(), help)
+        };
+        // Checked before opening: opening a FIFO blocks until something writes to it.
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(fail(
+                format!("is {}, not a regular file", file_kind(&meta)),
+                "give the path of a .toml file (or a Hugging Face config.json)",
+            ));
+        }
+        let too_big = |size: String| {
+            fail(
+                format!("is {size}; input files are read up to {MAX_FILE_BYTES} bytes (16 MiB)"),
+                "model, hardware, instance and plan files are a few kB: check the path",
+            )
+        };
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(too_big(format!("{} bytes", meta.len())));
+        }
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(io)?;
+        // The file may have grown since it was measured.
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(too_big("larger than that".into()));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            fail(
+                format!(
+                    "is not UTF-8 text (byte {} is not valid UTF-8)",
+                    e.utf8_error().valid_up_to()
+                ),
+                "model, hardware, instance and plan files are UTF-8 text",
+            )
         })?;
         Ok(SourceFile {
             path: path.to_path_buf(),
@@ -88,9 +143,25 @@ impl SourceFile {
             }
             let field = field_at(&self.text, span.start).unwrap_or_else(|| "(document)".into());
             let key = field.rsplit('.').next().unwrap_or(&field).to_string();
-            let help = value_help(&message, split_indices(&key).0, false);
+            let help = value_help(&message, split_indices(&key).0, false)
+                .or_else(|| self.variants_at::<T>(&span));
             self.error_at(span, field, message, help)
         })
+    }
+
+    /// The values an enum field takes, for a value of the wrong type (toml then says only
+    /// "wanted string or table"): the text is parsed again with a string in that place, which
+    /// serde answers with the list of variants.
+    fn variants_at<T: DeserializeOwned>(&self, span: &Range<usize>) -> Option<String> {
+        let (before, after) = (self.text.get(..span.start)?, self.text.get(span.end..)?);
+        let probe = format!("{before}\"?\"{after}");
+        let err = toml::from_str::<T>(&probe).err()?;
+        let variants = err
+            .message()
+            .trim()
+            .strip_prefix("unknown variant `?`, expected ")?
+            .to_string();
+        Some(format!("{variants}, in double quotes"))
     }
 
     /// Deserializes the whole file as JSON; an error names its line and field path.
@@ -145,116 +216,90 @@ impl SourceFile {
             .matches('\n')
             .count()
             + 1;
-        let len = span.end.saturating_sub(span.start);
+        let name = self.path.display().to_string();
+        let (src, span) = Excerpt::new(name.clone(), &self.text, span);
         Error::Input(Box::new(InputError {
-            file: self.path.display().to_string(),
+            file: name,
             line,
             field,
             message,
-            src: NamedSource::new(self.path.display().to_string(), self.text.clone()),
-            span: (span.start, len).into(),
+            src,
+            span: (span.start, span.end.saturating_sub(span.start)).into(),
             help,
+            cause: Vec::new(),
         }))
     }
 }
 
-/// Shown with every TOML syntax error: the parser says what it expected at that spot, this says
-/// what a line should look like.
-const TOML_SYNTAX_HELP: &str = "TOML lines are `key = value`: numbers bare (96, 2.0), text in double quotes, arrays in [ ], tables under a [name] header";
-
-/// The key of `missing field `key`` errors.
-fn missing_field(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("missing field `")?;
-    rest.split('`').next().filter(|k| !k.is_empty())
-}
-
-/// What would be valid, for serde's unknown-field and wrong-type messages: the closest expected
-/// key (a typo is the usual cause), or how to write a value of the expected type, in TOML or JSON.
-fn value_help(message: &str, key: &str, json: bool) -> Option<String> {
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        let mut names = rest.split('`').step_by(2);
-        let unknown = names.next()?;
-        let best = names
-            .filter(|n| !n.is_empty())
-            .map(|n| (edit_distance(unknown, n), n))
-            .min()?;
-        return (best.0 <= 2.max(unknown.len() / 3)).then(|| format!("did you mean `{}`?", best.1));
+/// What a path names, when it is not a regular file.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        return "a directory";
     }
-    let (found, expected) = message
-        .strip_prefix("invalid type: ")?
-        .split_once(", expected ")?;
-    let kind = match expected {
-        "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "an integer" => {
-            "a whole number, written without quotes"
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
         }
-        "f32" | "f64" | "a float" => "a number, written without quotes",
-        "a boolean" => "true or false, written without quotes",
-        "a string" => "text in double quotes",
-        _ => return None,
-    };
-    // `"96"` where a number belongs: show the fix itself.
-    let quoted = found
-        .strip_prefix("string \"")
-        .and_then(|s| s.strip_suffix('"'))
-        .filter(|s| s.trim().parse::<f64>().is_ok());
-    Some(match (quoted, json) {
-        (Some(v), true) => format!("{kind}: \"{key}\": {}", v.trim()),
-        (Some(v), false) => format!("{kind}: {key} = {}", v.trim()),
-        (None, _) => format!("{kind} (expected {expected})"),
-    })
-}
-
-/// Levenshtein distance, for "did you mean".
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
         }
     }
-    row[b.len()]
+    "not a file"
 }
 
-/// The dotted key written on the line holding byte `offset`, for syntax errors (the document does
-/// not parse, so only its text can say which key the broken line was writing): `key = ...` under
-/// the nearest `[table]` header above it, or the header itself.
-fn key_on_line(text: &str, offset: usize) -> Option<String> {
-    let offset = offset.min(text.len());
-    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let header = |line: &str| {
-        let name = line
-            .trim()
-            .trim_start_matches('[')
-            .split(']')
-            .next()?
-            .trim();
-        (!name.is_empty()).then(|| name.to_string())
-    };
-    let line = text[start..].lines().next().unwrap_or("").trim();
-    if line.starts_with('[') {
-        return header(line);
+/// Deserializes `[[row, col], ...]` checking that every entry has exactly two numbers (serde's
+/// fixed-size arrays ignore extra elements in TOML, so `[1, 2, 3]` would be read as `[1, 2]`).
+pub(crate) fn pairs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u32; 2]>, D::Error> {
+    Ok(Vec::<Pair>::deserialize(d)?
+        .into_iter()
+        .map(|p| p.0)
+        .collect())
+}
+
+/// [`pairs`] for an optional list.
+pub(crate) fn optional_pairs<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<[u32; 2]>>, D::Error> {
+    Ok(Option::<Vec<Pair>>::deserialize(d)?.map(|v| v.into_iter().map(|p| p.0).collect()))
+}
+
+/// `[[[row, col], [row, col]], ...]`: pairs of pairs.
+pub(crate) fn pairs_of_pairs<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<[[u32; 2]; 2]>, D::Error> {
+    Vec::<PairOf<Pair>>::deserialize(d)
+        .map(|v| v.into_iter().map(|p| [p.0[0].0, p.0[1].0]).collect())
+}
+
+/// Exactly two numbers.
+struct Pair([u32; 2]);
+
+impl<'de> Deserialize<'de> for Pair {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<u32>::deserialize(d)?;
+        <[u32; 2]>::try_from(v)
+            .map(Pair)
+            .map_err(|v| serde::de::Error::invalid_length(v.len(), &"two numbers, [row, col]"))
     }
-    let key: String = line
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        .collect();
-    if key.is_empty() {
-        return None;
+}
+
+/// Exactly two of `T`.
+struct PairOf<T>([T; 2]);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for PairOf<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<T>::deserialize(d)?;
+        let n = v.len();
+        <[T; 2]>::try_from(v).map(PairOf).map_err(|_| {
+            serde::de::Error::invalid_length(n, &"two [row, col] pairs, [[row, col], [row, col]]")
+        })
     }
-    let table = text[..start]
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('['))
-        .and_then(header);
-    Some(match table {
-        Some(t) => format!("{t}.{key}"),
-        None => key,
-    })
 }
 
 /// Resolves a path written inside `base_file` relative to that file's directory.
@@ -267,109 +312,6 @@ pub fn relative_to(base_file: &Path, written: &str) -> PathBuf {
         .parent()
         .map(|dir| dir.join(p))
         .unwrap_or_else(|| p.to_path_buf())
-}
-
-fn offset_of_line_col(text: &str, line: usize, col: usize) -> usize {
-    let start: usize = text
-        .split_inclusive('\n')
-        .take(line.saturating_sub(1))
-        .map(str::len)
-        .sum();
-    (start + col.saturating_sub(1)).min(text.len())
-}
-
-/// Byte span of a dotted field path (`wafer.rows`, `stage[1].layers`, `faulty_dies[0]`) in a TOML text.
-fn locate(text: &str, field: &str) -> Option<Range<usize>> {
-    let doc = DeTable::parse(text).ok()?;
-    let mut best: Range<usize> = 0..0;
-    let mut table: &DeTable = doc.get_ref();
-    let mut value: Option<&Spanned<DeValue>> = None;
-    for part in field.split('.') {
-        let (key, indices) = split_indices(part);
-        if let Some(v) = value {
-            table = match v.get_ref() {
-                DeValue::Table(t) => t,
-                _ => return Some(best),
-            };
-        }
-        let Some((k, v)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == key) else {
-            return Some(best);
-        };
-        best = k.span().start..v.span().end;
-        let mut v = v;
-        for i in indices {
-            match v.get_ref() {
-                DeValue::Array(a) if i < a.len() => {
-                    v = &a[i];
-                    best = v.span();
-                }
-                _ => return Some(best),
-            }
-        }
-        value = Some(v);
-    }
-    Some(best)
-}
-
-/// Fallback for JSON and for keys the TOML walk cannot reach: the first `"key"` in the text.
-fn locate_quoted_key(text: &str, field: &str) -> Option<Range<usize>> {
-    let key = split_indices(field.rsplit('.').next()?).0;
-    let quoted = format!("\"{key}\"");
-    text.find(&quoted).map(|start| start..start + quoted.len())
-}
-
-fn split_indices(part: &str) -> (&str, Vec<usize>) {
-    let key_end = part.find('[').unwrap_or(part.len());
-    let indices = part[key_end..]
-        .split(['[', ']'])
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    (&part[..key_end], indices)
-}
-
-/// The dotted key whose value contains byte `offset` (for errors toml reports by span only).
-fn field_at(text: &str, offset: usize) -> Option<String> {
-    let doc = DeTable::parse(text).ok()?;
-    let mut path = Vec::new();
-    find_in_table(doc.get_ref(), offset, &mut path).then(|| path.join("."))
-}
-
-/// Depth-first: the deepest key whose key or value span holds `offset`. Tables opened by a header
-/// only span the header, so every table is searched, not just the ones whose span matches.
-fn find_in_table(table: &DeTable, offset: usize, path: &mut Vec<String>) -> bool {
-    for (k, v) in table.iter() {
-        path.push(k.get_ref().to_string());
-        if find_in_value(v, offset, path)
-            || k.span().contains(&offset)
-            || v.span().contains(&offset)
-        {
-            return true;
-        }
-        path.pop();
-    }
-    false
-}
-
-fn find_in_value(v: &Spanned<DeValue>, offset: usize, path: &mut Vec<String>) -> bool {
-    match v.get_ref() {
-        DeValue::Table(t) => find_in_table(t, offset, path),
-        DeValue::Array(a) => {
-            for (i, item) in a.iter().enumerate() {
-                if let Some(last) = path.last_mut() {
-                    let base = last.split('[').next().unwrap_or_default().to_string();
-                    *last = format!("{base}[{i}]");
-                }
-                if find_in_value(item, offset, path) || item.span().contains(&offset) {
-                    return true;
-                }
-            }
-            if let Some(last) = path.last_mut() {
-                *last = last.split('[').next().unwrap_or_default().to_string();
-            }
-            false
-        }
-        _ => false,
-    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ensure, Error, FieldError};
+use crate::error::{Error, FieldError};
 use crate::hardware::{AttentionKernel, Execution, Fabric, Hardware};
-use crate::input::{relative_to, SourceFile};
+use crate::input::{ranges, relative_to, SourceFile};
 use crate::workload::Model;
 
 /// Storage type of weights and activations (both 2 bytes in mixed precision).
@@ -80,21 +80,19 @@ impl Training {
         self.global_batch as f64 * self.seq_len as f64
     }
 
-    fn validate(&self) -> Result<(), FieldError> {
-        ensure(self.global_batch > 0, || {
-            FieldError::new(
-                "global_batch",
-                "must be at least 1",
-                "sequences per step, e.g. 512",
-            )
-        })?;
-        ensure(self.seq_len > 0, || {
-            FieldError::new(
-                "seq_len",
-                "must be at least 1",
-                "tokens per sequence, e.g. 2048",
-            )
-        })
+    /// Checks the batch and sequence length are in range.
+    ///
+    /// ```
+    /// let t: watos::Training = toml::from_str("global_batch = 0\nseq_len = 2048").unwrap();
+    /// assert_eq!(t.validate().unwrap_err().field, "global_batch");
+    /// ```
+    pub fn validate(&self) -> Result<(), FieldError> {
+        ranges::GLOBAL_BATCH.check_count(
+            "global_batch",
+            self.global_batch,
+            "sequences per step, e.g. 512",
+        )?;
+        ranges::SEQ_LEN.check_count("seq_len", self.seq_len, "tokens per sequence, e.g. 2048")
     }
 }
 
@@ -114,6 +112,31 @@ pub struct Limits {
     /// Wall-clock budget of the solver in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_limit_s: Option<f64>,
+}
+
+impl Limits {
+    /// Checks every limit: degrees and micro-batch at least 1 (0 would exclude every plan and
+    /// read as "does not fit"), a time limit finite and in range.
+    ///
+    /// ```
+    /// let l: watos::instance::Limits = toml::from_str("max_tp = 0").unwrap();
+    /// assert_eq!(l.validate().unwrap_err().field, "max_tp");
+    /// ```
+    pub fn validate(&self) -> Result<(), FieldError> {
+        for (field, v) in [
+            ("max_micro_batch", self.max_micro_batch),
+            ("max_tp", self.max_tp),
+            ("max_pp", self.max_pp),
+        ] {
+            if let Some(v) = v {
+                ranges::SEARCH_LIMIT.check_count(field, v, "omit the key for no limit")?;
+            }
+        }
+        if let Some(t) = self.time_limit_s {
+            ranges::TIME_LIMIT.check("time_limit_s", t, "seconds, e.g. 60")?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -155,11 +178,15 @@ impl Instance {
         file.training
             .validate()
             .map_err(|e| src.field_error(e.within("training")))?;
+        file.limits
+            .validate()
+            .map_err(|e| src.field_error(e.within("limits")))?;
         let model_path = relative_to(path, &file.model);
         let hardware_path = relative_to(path, &file.hardware);
-        let model = Model::load(&model_path).map_err(|e| named_from(e, &src, "model"))?;
-        let hardware =
-            Hardware::load(&hardware_path).map_err(|e| named_from(e, &src, "hardware"))?;
+        let model =
+            Model::load(&model_path).map_err(|e| named_from(e, &src, "model", &model_path))?;
+        let hardware = Hardware::load(&hardware_path)
+            .map_err(|e| named_from(e, &src, "hardware", &hardware_path))?;
         let name = file
             .name
             .unwrap_or_else(|| format!("{} on {}", model.name, hardware.name));
@@ -238,17 +265,67 @@ impl Instance {
     }
 }
 
-/// A file referenced by an instance failed: say which instance field pointed at it.
-fn named_from(err: Error, instance: &SourceFile, field: &str) -> Error {
-    match err {
+/// A file named by an instance failed to load: the error is the instance's line that named it,
+/// with the file's own problem beneath (a hardware file given as `model`, `/etc/passwd`, or a
+/// real model file with a mistake: the instance line says which file, the cause says where).
+fn named_from(err: Error, instance: &SourceFile, field: &str, named: &Path) -> Error {
+    let (path, cause) = match err {
+        // The file could not be read at all: the reason is the whole story.
         Error::Io { path, reason, .. } => {
-            let located = instance.field_error(FieldError::new(
+            return instance.field_error(FieldError::new(
                 field,
                 format!("cannot read {path}: {reason}"),
                 "paths are relative to the instance file",
-            ));
-            located
+            ))
         }
-        other => other,
+        Error::Input(e) => (e.file.clone(), Error::Input(e)),
+        other => return other,
+    };
+    // Read again to tell what the file is instead (it was read once already, so this is cheap).
+    let looks_like = SourceFile::read(named).ok().and_then(|f| sniff(&f.text));
+    let expected = match field {
+        "model" => "a model file (models/*.toml, or a Hugging Face config.json)",
+        _ => "a hardware file (hardware/*.toml)",
+    };
+    let message = match looks_like {
+        Some(kind) if kind != field => format!(
+            "{path} is {} file, not {} file",
+            article(kind),
+            article(field)
+        ),
+        _ => format!("{path} is not a valid {field} file"),
+    };
+    let mut located = instance.field_error(FieldError::new(
+        field,
+        message,
+        format!("`{field}` names {expected}; the problem in it is shown below"),
+    ));
+    if let Error::Input(e) = &mut located {
+        e.cause.push(cause);
+    }
+    located
+}
+
+/// `a model`, `an instance`.
+fn article(kind: &str) -> String {
+    let an = kind.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {kind}", if an { "an" } else { "a" })
+}
+
+/// What kind of watos file a text is, by its top-level keys (None when it is not TOML or has
+/// none of the telling keys).
+fn sniff(text: &str) -> Option<&'static str> {
+    let table: toml::Table = toml::from_str(text).ok()?;
+    let has = |k: &str| table.contains_key(k);
+    if has("device") {
+        Some("hardware")
+    } else if has("training") {
+        Some("instance")
+    } else if has("stage") {
+        Some("plan")
+    } else if has("hidden") || has("layers") {
+        Some("model")
+    } else {
+        None
     }
 }

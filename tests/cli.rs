@@ -67,7 +67,15 @@ fn solve_on_a_wafer_too_small_explains_the_shortfall() {
     let short = number_after(&diag, "short by ");
     assert!(short > 100.0, "short by {short} GB\n{}", run.context());
     assert!(diag.contains("32.0 GB of DRAM"), "{}", run.context());
-    assert!(run.stdout.is_empty(), "{}", run.context());
+    // --json: the same verdict as one object on stdout, with the figures.
+    let e = &run.json()["error"];
+    assert_eq!(e["kind"], "infeasible", "{}", run.context());
+    let i = &e["infeasibility"];
+    assert_eq!(i["healthy_devices"], 4, "{}", run.context());
+    assert_eq!(f64_of(i, "dram_total_bytes"), 32e9, "{}", run.context());
+    let closest = &i["closest"];
+    let short_bytes = f64_of(closest, "weights_bytes") - f64_of(closest, "available_bytes");
+    assert!(short_bytes > 0.0, "{}", run.context());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -344,9 +344,22 @@ fn missing_required_key_in_toml_is_named() {
 #[test]
 fn extreme_values_are_input_errors_not_panics() {
     run_here(&["evaluate", GPT3, "--dp", "4294967295", "--micro-batch", "2"])
+        .assert_bad_input(&["--dp 4294967295:", "4294967295 devices"]);
+    run_here(&["evaluate", GPT3, "--dp", "7", "--micro-batch", "2"])
         .assert_bad_input(&["does not divide the global batch 512"]);
     run_here(&["evaluate", GPT3, "--tp", "2", "--pp", "4294967295"])
-        .assert_bad_input(&["8589934590 devices", "use at most 56 devices"]);
+        .assert_bad_input(&["--pp: 4294967295 is more than the 96 layers of GPT-3 175B"]);
+    run_here(&[
+        "evaluate",
+        GPT3,
+        "--tp",
+        "2",
+        "--pp",
+        "96",
+        "--dp",
+        "4294967295",
+    ])
+    .assert_bad_input(&["824633720640 devices", "use at most 56 devices"]);
     let s = Scratch::new();
     let text = edit(
         &edit(&shipped_text(CONFIG3), "rows = 7", "rows = 100000"),
@@ -358,7 +371,7 @@ fn extreme_values_are_input_errors_not_panics() {
         hw,
         line_of(&text, "rows = "),
         "wafer.rows",
-        &["10000000000 dies", "at most 1048576 dies"],
+        &["is 100000, must be from 1 to 4,096 dies"],
     );
     let text = edit(
         &edit(&shipped_text(CONFIG3), "rows = 7", "rows = 1"),

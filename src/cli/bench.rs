@@ -6,15 +6,16 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use comfy_table::{Cell, CellAlignment, ColumnConstraint, ContentArrangement, Width};
 use serde::Serialize;
+use serde_json::json;
 
 use crate::cost::{evaluate_with, ConfigCosts};
 use crate::error::Error;
 use crate::formulation::SolverOptions;
 use crate::instance::Instance;
 use crate::plan::Config;
-use crate::report::fmt_s;
+use crate::report::{fmt_gap, fmt_s, View};
 use crate::strategy::{self, SearchOptions};
 
 #[derive(Debug, Args)]
@@ -23,7 +24,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "instances")]
     pub instances: PathBuf,
     /// Proven gap to reach.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     pub gap: f64,
     /// HiGHS threads.
     #[arg(long, default_value_t = 1)]
@@ -31,11 +32,16 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Every column: also the lower bound and the MIPs solved.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// One instance's figures.
 #[derive(Debug, Serialize)]
 pub struct BenchRow {
+    /// The instance file's name, without `.toml`.
+    pub file: String,
     pub instance: String,
     pub plan: String,
     pub step_time_s: f64,
@@ -50,6 +56,7 @@ pub struct BenchRow {
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode, Error> {
+    super::solve::check_search_flags(args.gap, args.threads)?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(&args.instances)
         .map_err(|e| Error::Io {
             path: args.instances.display().to_string(),
@@ -60,6 +67,16 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Error> {
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
+    if files.is_empty() {
+        return Err(Error::invalid(
+            "--instances",
+            format!(
+                "{} holds no instance files (*.toml)",
+                args.instances.display()
+            ),
+            "give a directory of instance files, e.g. instances/",
+        ));
+    }
     let bar = super::Progress::new(!args.json);
     {
         use crate::strategy::Observer;
@@ -89,6 +106,10 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Error> {
             std::hint::black_box(evaluate_with(&inst, &sol.plan, &costs, &placement));
         }
         rows.push(BenchRow {
+            file: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             instance: inst.name.clone(),
             plan: sol.plan.to_string(),
             step_time_s: sol.evaluation.step_time_s,
@@ -103,47 +124,77 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Error> {
         bar.0.inc(1);
     }
     bar.0.finish_and_clear();
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).unwrap_or_default()
-        );
-    } else {
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED);
-        t.set_header(vec![
-            "instance",
-            "plan",
-            "step time",
-            "lower bound",
-            "gap",
-            "status",
-            "solve time",
-            "MIPs / configurations",
-            "one evaluation",
-        ]);
-        for r in &rows {
-            t.add_row(vec![
-                r.instance.clone(),
-                r.plan.clone(),
-                fmt_s(r.step_time_s),
-                fmt_s(r.lower_bound_s),
-                format!("{:.2}%", 100.0 * r.gap),
-                r.status.clone(),
-                fmt_s(r.solve_time_s),
-                format!("{} / {}", r.mips_solved, r.configurations),
-                fmt_s(r.evaluate_s),
+        return super::print_json(&json!({
+            "instances": rows,
+            "logical_cpus": cpus,
+            "threads": args.threads,
+            "gap_target": args.gap,
+        }))
+        .map(|()| ExitCode::SUCCESS);
+    }
+    let view = View {
+        width: View::output_width(),
+        wide: args.wide,
+        ..View::default()
+    };
+    let mut t = view.table();
+    let mut header = vec![
+        "instance",
+        "plan",
+        "step time",
+        "gap",
+        "status",
+        "solve\ntime",
+    ];
+    if args.wide {
+        header.extend(["lower\nbound", "MIPs /\nconfigs", "one\nevaluation"]);
+    }
+    t.set_header(header);
+    for r in &rows {
+        let mut row = vec![
+            Cell::new(&r.file),
+            Cell::new(&r.plan),
+            right(fmt_s(r.step_time_s)),
+            right(fmt_gap(r.gap)),
+            Cell::new(&r.status),
+            right(fmt_s(r.solve_time_s)),
+        ];
+        if args.wide {
+            row.extend([
+                right(fmt_s(r.lower_bound_s)),
+                right(format!("{} / {}", r.mips_solved, r.configurations)),
+                right(fmt_s(r.evaluate_s)),
             ]);
         }
-        println!("{t}");
-        println!(
-            "machine: {} logical CPUs; HiGHS threads {}; gap target {:.2}%",
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-            args.threads,
-            100.0 * args.gap
-        );
+        t.add_row(row);
     }
+    View::keep_whole(&mut t, 2..9);
+    // Wide enough for "sequence-parallel" whole (the width counts the padding).
+    if let Some(c) = t.column_mut(1) {
+        c.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(19)));
+    }
+    if args.wide {
+        // Every column was asked for: as wide as they need.
+        t.set_content_arrangement(ContentArrangement::Disabled);
+    }
+    let mut legend = format!(
+        "Machine: {cpus} logical CPUs; HiGHS threads {}; gap target {}.",
+        args.threads,
+        fmt_gap(args.gap)
+    );
+    legend.push_str(if args.wide {
+        " MIPs / configs: configurations solved as a MIP, of all enumerated. One evaluation: the evaluator's mean time on the solved plan."
+    } else {
+        " --wide: the lower bound, the MIPs solved and the evaluator's speed."
+    });
+    super::print(&format!("{t}\n{}", view.wrap(&legend, "")))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn right(text: String) -> Cell {
+    Cell::new(text).set_alignment(CellAlignment::Right)
 }

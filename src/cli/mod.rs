@@ -5,12 +5,13 @@ mod evaluate;
 mod solve;
 mod validate;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::error::Error;
+use crate::error::{Error, FieldError};
 use crate::hardware::{AttentionKernel, Hardware};
 use crate::instance::{Instance, Training};
 use crate::workload::Model;
@@ -63,6 +64,35 @@ pub struct InstanceArgs {
     pub precision: Option<PrecisionArg>,
 }
 
+/// How results print.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Print one JSON object instead of tables (on failure too: `{"error": {...}}`).
+    #[arg(long)]
+    pub json: bool,
+    /// Every table and column: also each stage's DRAM by category.
+    #[arg(long)]
+    pub wide: bool,
+}
+
+impl OutputArgs {
+    /// The layout of text output at the width of standard output (`verbose`: with the solver's
+    /// diagnostics).
+    ///
+    /// ```
+    /// let out = watos::cli::OutputArgs { json: false, wide: true };
+    /// let view = out.view(false);
+    /// assert!(view.wide && view.width >= 40);
+    /// ```
+    pub fn view(&self, verbose: bool) -> crate::report::View {
+        crate::report::View {
+            width: crate::report::View::output_width(),
+            wide: self.wide,
+            verbose,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum PrecisionArg {
     Fp16,
@@ -92,6 +122,24 @@ impl InstanceArgs {
             (None, Some(i)) => i.hardware.clone(),
             (None, None) => return Err(missing("--hardware")),
         };
+        for (flag, value, range, example) in [
+            (
+                "--batch",
+                self.batch,
+                crate::input::ranges::GLOBAL_BATCH,
+                "e.g. 512",
+            ),
+            (
+                "--seq",
+                self.seq,
+                crate::input::ranges::SEQ_LEN,
+                "e.g. 2048",
+            ),
+        ] {
+            if let Some(v) = value {
+                range.check_count(flag, v, example).map_err(flag_error)?;
+            }
+        }
         let mut training = match &inst {
             Some(i) => i.training.clone(),
             None => Training {
@@ -186,10 +234,88 @@ fn missing(flag: &str) -> Error {
     )
 }
 
+/// A range or consistency failure of a command-line value (`field` is the flag).
+pub(crate) fn flag_error(e: FieldError) -> Error {
+    Error::invalid(e.field, e.message, e.help)
+}
+
+/// Writes `text` to standard output. A reader that has gone away (`watos solve X | head`) is not
+/// an error: nobody wants the rest, so it is dropped quietly and the exit status stays the
+/// command's own.
+pub(crate) fn print(text: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Write {
+            path: "standard output".into(),
+            reason: e.to_string(),
+            help: None,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A JSON value on standard output, pretty-printed as every `--json` object is.
+pub(crate) fn print_json(value: &serde_json::Value) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Solver(format!("cannot write the result as JSON: {e}")))?;
+    print(&format!("{text}\n"))
+}
+
+/// Writes to standard error, which may be closed too (`2>&-`): nothing else can be done then.
+fn eprint(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+impl Command {
+    /// Whether the command was asked for JSON.
+    fn json(&self) -> bool {
+        match self {
+            Command::Evaluate(a) => a.output.json,
+            Command::Solve(a) => a.output.json,
+            Command::Bench(a) => a.json,
+            Command::Validate(a) => a.json,
+        }
+    }
+}
+
+/// A command line clap cannot parse: its own message on stderr, and with `--json` the same as an
+/// error object on stdout. Help and version requests print as usual.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue};
+    // clap prints help and version to stdout and errors to stderr, and reports a closed stream
+    // instead of panicking.
+    let _ = e.print();
+    if !e.use_stderr() {
+        return ExitCode::SUCCESS;
+    }
+    if std::env::args().any(|a| a == "--json") {
+        let field = match e.get(ContextKind::InvalidArg) {
+            Some(ContextValue::String(s)) => serde_json::json!(s),
+            _ => serde_json::Value::Null,
+        };
+        let message = e.render().to_string();
+        let message = message.lines().next().unwrap_or_default();
+        let _ = print_json(&serde_json::json!({ "error": {
+            "kind": "usage",
+            "file": null,
+            "line": null,
+            "field": field,
+            "message": message.trim_start_matches("error: "),
+            "help": "watos --help lists the commands and flags",
+        }}));
+    }
+    ExitCode::from(2)
+}
+
 /// Exit status: 0 success, 1 an error not caused by the input, 2 bad input, 3 an infeasible plan
-/// or instance.
+/// or instance ([`Error::exit_code`]). With `--json`, standard output holds exactly one JSON
+/// object whatever the status: the result, or `{"error": {...}}`.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let json = cli.command.json();
     let result = match cli.command {
         Command::Evaluate(args) => evaluate::run(&args),
         Command::Solve(args) => solve::run(&args),
@@ -199,12 +325,11 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            let code = match &err {
-                Error::Infeasible(_) => 3,
-                Error::Solver(_) | Error::Limit(_) => 1,
-                _ => 2,
-            };
-            eprintln!("{:?}", miette::Report::new(err));
+            if json {
+                let _ = print_json(&err.to_json());
+            }
+            let code = err.exit_code();
+            eprint(&format!("{:?}\n", miette::Report::new(err)));
             ExitCode::from(code)
         }
     }

@@ -7,6 +7,7 @@ use clap::Args;
 
 use crate::error::Error;
 use crate::formulation::SolverOptions;
+use crate::input::ranges::TIME_LIMIT;
 use crate::strategy::{self, SearchOptions};
 
 use super::{InstanceArgs, Progress};
@@ -16,10 +17,10 @@ pub struct SolveArgs {
     #[command(flatten)]
     pub instance: InstanceArgs,
     /// Wall-clock budget in seconds; the best plan found so far is returned with its gap.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub time_limit: Option<f64>,
     /// Stop once the plan is proven within this relative gap of optimal (0.01 = 1%).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     pub gap: f64,
     /// HiGHS threads.
     #[arg(long, default_value_t = 1)]
@@ -45,9 +46,30 @@ pub struct SolveArgs {
     /// Write the plan (with its placement) to this TOML file.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Print one JSON object instead of tables.
+    #[command(flatten)]
+    pub output: super::OutputArgs,
+    /// Also the solver's internal figures (diagnostics): the MIP's objective, nodes, relaxations.
     #[arg(long)]
-    pub json: bool,
+    pub verbose: bool,
+}
+
+/// The gap target and thread count, as `solve` and `bench` take them.
+pub(super) fn check_search_flags(gap: f64, threads: u32) -> Result<(), Error> {
+    if !(0.0..1.0).contains(&gap) {
+        return Err(Error::invalid(
+            "--gap",
+            format!("{gap} is not a fraction in [0, 1)"),
+            "e.g. 0.01 for 1%",
+        ));
+    }
+    if !(1..=1024).contains(&threads) {
+        return Err(Error::invalid(
+            "--threads",
+            format!("{threads} is not from 1 to 1024"),
+            "e.g. 1 or 2",
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -69,20 +91,12 @@ impl FormulationArg {
 }
 
 pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
-    if !(0.0..1.0).contains(&args.gap) {
-        return Err(Error::invalid(
-            "--gap",
-            format!("{} is not a fraction in [0, 1)", args.gap),
-            "e.g. 0.01 for 1%",
-        ));
+    if let Some(t) = args.time_limit {
+        TIME_LIMIT
+            .check("--time-limit", t, "seconds, e.g. 60")
+            .map_err(super::flag_error)?;
     }
-    if args.threads == 0 {
-        return Err(Error::invalid(
-            "--threads",
-            "must be at least 1",
-            "e.g. 1 or 2",
-        ));
-    }
+    check_search_flags(args.gap, args.threads)?;
     let inst = args.instance.load()?;
     let solver = SolverOptions {
         gap: args.gap,
@@ -107,7 +121,7 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
         solver,
         local_search: !args.no_local_search,
     };
-    let progress = Progress::new(!args.json);
+    let progress = Progress::new(!args.output.json);
     let mut sol = chosen.solve(&inst, &opts, &progress)?;
     sol.plan
         .pin_placement(inst.fabric())
@@ -124,16 +138,20 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
                 sol.plan.to_toml()?
             ),
         )
-        .map_err(|e| Error::Io {
+        .map_err(|e| Error::Write {
             path: path.display().to_string(),
             reason: e.to_string(),
-            help: Some("check that the directory exists and is writable".into()),
+            help: Some("check that the directory exists, is writable and has room".into()),
         })?;
     }
-    if args.json {
-        println!("{}", crate::report::solution_json(&inst, &sol));
+    if args.output.json {
+        super::print_json(&crate::report::solution_json(&inst, &sol))?;
     } else {
-        print!("{}", crate::report::solution_text(&inst, &sol));
+        super::print(&crate::report::solution_text(
+            &inst,
+            &sol,
+            &args.output.view(args.verbose),
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }

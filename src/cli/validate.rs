@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
+use comfy_table::{Cell, CellAlignment, Table};
 
 use crate::error::Error;
-use crate::report::{fmt_pct, fmt_s};
+use crate::report::{fmt_pct, fmt_s, View};
 use crate::units::GIB;
 use crate::validate::{self, Group, Quantity, Row, Validation};
 
@@ -23,23 +23,21 @@ pub struct ValidateArgs {
 pub fn run(args: &ValidateArgs) -> Result<ExitCode, Error> {
     let v = validate::run()?;
     if args.json {
-        let text = serde_json::to_string_pretty(&v)
+        let value = serde_json::to_value(&v)
             .map_err(|e| Error::Solver(format!("cannot write the report as JSON: {e}")))?;
-        println!("{text}");
+        super::print_json(&value)?;
     } else {
-        print!("{}", text(&v));
+        let view = View {
+            width: View::output_width(),
+            ..View::default()
+        };
+        super::print(&text(&v, &view))?;
     }
     Ok(if v.passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
-}
-
-fn table() -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED);
-    t
 }
 
 fn right(s: String) -> Cell {
@@ -56,12 +54,18 @@ fn fmt_value(q: Quantity, x: f64) -> String {
     }
 }
 
+/// A signed percentage, `+0.0%` for what rounds to zero.
 fn fmt_signed(x: f64) -> String {
-    format!("{:+.1}%", 100.0 * x)
+    let text = crate::report::fixed(100.0 * x, 1);
+    if text.starts_with('-') {
+        format!("{text}%")
+    } else {
+        format!("+{text}%")
+    }
 }
 
-fn rows_table(rows: &[&Row], with_plan: bool) -> Table {
-    let mut t = table();
+fn rows_table(rows: &[&Row], with_plan: bool, view: &View) -> Table {
+    let mut t = view.table();
     let mut header = vec!["run", "predicted", "measured", "error"];
     if with_plan {
         header.push("plan");
@@ -83,15 +87,20 @@ fn rows_table(rows: &[&Row], with_plan: bool) -> Table {
         }
         t.add_row(cells);
     }
+    View::keep_whole(&mut t, 1..4);
     t
 }
 
 /// The validation as readable tables.
-pub fn text(v: &Validation) -> String {
-    let mut out = format!(
-        "Evaluator against published GPU training runs on {} (error = (predicted - measured) / measured; negative times are optimistic)\n\n",
-        v.hardware
+pub fn text(v: &Validation, view: &View) -> String {
+    let mut out = view.wrap(
+        &format!(
+            "Evaluator against published GPU training runs on {} (error = (predicted - measured) / measured; negative times are optimistic)",
+            v.hardware
+        ),
+        "",
     );
+    out.push('\n');
     for g in Group::ALL {
         let rows: Vec<&Row> = v.rows_of(g).collect();
         if rows.is_empty() {
@@ -100,20 +109,20 @@ pub fn text(v: &Validation) -> String {
         out.push_str(g.title());
         out.push('\n');
         let with_plan = matches!(g, Group::MegatronTable1 | Group::KorthikantiTable5);
-        out.push_str(&rows_table(&rows, with_plan).to_string());
+        out.push_str(&rows_table(&rows, with_plan, view).to_string());
         out.push('\n');
         if g == Group::MegatronTable1 {
-            out.push_str(&wrap(v.table1_knobs_note, 100));
-            out.push_str(&knobs_table(v).to_string());
+            out.push_str(&view.wrap(v.table1_knobs_note, ""));
+            out.push_str(&knobs_table(v, view).to_string());
             out.push('\n');
         }
         out.push('\n');
     }
-    out.push_str(&summary_table(v).to_string());
+    out.push_str(&summary_table(v, view).to_string());
     out.push_str("\n\n");
-    out.push_str(&checks_table(v).to_string());
+    out.push_str(&checks_table(v, view).to_string());
     out.push_str("\n\n");
-    out.push_str(&v.calculon.text());
+    out.push_str(&view.wrap(&v.calculon.text(), ""));
     out.push_str("\n\n");
     out.push_str(if v.passed {
         "PASSED: every threshold holds.\n"
@@ -123,29 +132,8 @@ pub fn text(v: &Validation) -> String {
     out
 }
 
-fn wrap(text: &str, width: usize) -> String {
-    let mut out = String::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && line.len() + 1 + word.len() > width {
-            out.push_str(&line);
-            out.push('\n');
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
-}
-
-fn knobs_table(v: &Validation) -> Table {
-    let mut t = table();
+fn knobs_table(v: &Validation, view: &View) -> Table {
+    let mut t = view.table();
     t.set_header(vec![
         "run",
         "D x T x P",
@@ -169,8 +157,8 @@ fn knobs_table(v: &Validation) -> Table {
     t
 }
 
-fn summary_table(v: &Validation) -> Table {
-    let mut t = table();
+fn summary_table(v: &Validation, view: &View) -> Table {
+    let mut t = view.table();
     t.set_header(vec![
         "group",
         "rows",
@@ -192,8 +180,8 @@ fn summary_table(v: &Validation) -> Table {
     t
 }
 
-fn checks_table(v: &Validation) -> Table {
-    let mut t = table();
+fn checks_table(v: &Validation, view: &View) -> Table {
+    let mut t = view.table();
     t.set_header(vec!["threshold", "value", "limit", "holds"]);
     for c in &v.checks {
         let (value, limit) = if c.count {

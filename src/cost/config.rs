@@ -126,7 +126,12 @@ impl ConfigCosts {
             dram_capacity_bytes: hw.dram_bytes(),
             dram_bw_eff: hw.dram_bw_bytes_per_s() * hw.efficiency.dram,
             link_eff: hw.efficiency.link,
-            model_flops_step: model_flops_per_step(m, tr.seq_len, tr.global_batch),
+            model_flops_step: model_flops_per_step(
+                m,
+                tr.seq_len,
+                tr.global_batch,
+                inst.attention(),
+            ),
             model_layers: m.layers,
             tied_sync_bytes: if m.tied_embeddings && c.pp > 1 {
                 m.vocab as f64 * m.hidden as f64 / t * state.grads

@@ -246,7 +246,7 @@ impl std::fmt::Display for Violation {
         match self {
             Violation::Dram { stage, memory: m } => write!(
                 f,
-                "stage {stage}: DRAM needs {:.2} GB per device but has {:.2} GB (over by {:.2} GB): weights {:.2}, gradients {:.2}, optimizer {:.2}, activations {:.2}, workspace {:.2}, parked in {:.2}, parked out -{:.2}",
+                "stage {stage}: DRAM needs {:.2} GB per device but has {:.2} GB (over by {:.2} GB): weights {:.2}, gradients {:.2}, optimizer {:.2}, activations {:.2}, workspace {:.2}, parked in {:.2}, minus parked out {:.2}",
                 m.dram_used_bytes / GB,
                 m.dram_capacity_bytes / GB,
                 (m.dram_used_bytes - m.dram_capacity_bytes) / GB,

@@ -2,6 +2,7 @@
 //! and head (the only place these are counted).
 
 use super::layers;
+use crate::hardware::AttentionKernel;
 use crate::workload::{Model, Norm, Position};
 
 /// Parameters of one layer, split by how tensor parallelism treats them.
@@ -82,14 +83,23 @@ pub fn head_fwd_flops_per_token(m: &Model) -> f64 {
 }
 
 /// Model FLOPs of one training step, without recomputation: forward + backward (2x forward),
-/// over all layers and the head. For a GPT this is Megatron's `72 B s L h^2 (1 + s/6h + V/12Lh)`.
-pub fn model_flops_per_step(m: &Model, seq_len: u32, global_batch: u32) -> f64 {
+/// over all layers and the head, attention as `kernel` computes it. For a GPT with an unfused
+/// kernel this is Megatron's `72 B s L h^2 (1 + s/6h + V/12Lh)`; a causal flash kernel halves the
+/// `s/6h` term.
+pub fn model_flops_per_step(
+    m: &Model,
+    seq_len: u32,
+    global_batch: u32,
+    kernel: AttentionKernel,
+) -> f64 {
     let tokens = seq_len as f64 * global_batch as f64;
     let layout = m.layout();
     let layers: f64 = layout
         .blocks
         .iter()
-        .map(|b| b.layers as f64 * layers::fwd_flops_per_token(m, &layout.kinds[b.kind], seq_len))
+        .map(|b| {
+            b.layers as f64 * layers::fwd_flops_per_token(m, &layout.kinds[b.kind], seq_len, kernel)
+        })
         .sum();
     3.0 * tokens * (layers + head_fwd_flops_per_token(m))
 }
@@ -108,8 +118,12 @@ mod tests {
         let m = gpt(24, 2304, 24);
         let (b, s, l, h, v) = (512.0, 2048.0, 24.0, 2304.0, 51200.0);
         let closed = 72.0 * b * s * l * h * h * (1.0 + s / (6.0 * h) + v / (12.0 * l * h));
-        let ours = model_flops_per_step(&m, 2048, 512);
+        let ours = model_flops_per_step(&m, 2048, 512, AttentionKernel::Unfused);
         assert!((ours / closed - 1.0).abs() < 1e-12, "{ours} vs {closed}");
+        // The causal half under FlashAttention: s/(6h) becomes s/(12h).
+        let causal = 72.0 * b * s * l * h * h * (1.0 + s / (12.0 * h) + v / (12.0 * l * h));
+        let flash = model_flops_per_step(&m, 2048, 512, AttentionKernel::Flash);
+        assert!((flash / causal - 1.0).abs() < 1e-12, "{flash} vs {causal}");
     }
 
     #[test]

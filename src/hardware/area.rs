@@ -9,7 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{positive, FieldError};
+use crate::error::FieldError;
+use crate::input::ranges::AREA_CONSTANT;
 
 /// Area constants of one technology generation.
 ///
@@ -98,20 +99,25 @@ impl AreaModel {
     }
 
     pub(crate) fn validate(&self) -> Result<(), FieldError> {
-        positive(
-            "compute_mm2_per_tflops",
-            self.compute_mm2_per_tflops,
-            "e.g. 0.5",
-        )?;
-        positive("dram_stack_gb", self.dram_stack_gb, "e.g. 36")?;
-        positive("dram_stack_tb_per_s", self.dram_stack_tb_per_s, "e.g. 1.2")?;
-        positive("dram_stack_mm2", self.dram_stack_mm2, "e.g. 121")?;
-        positive(
-            "dram_phy_mm2_per_tb_per_s",
-            self.dram_phy_mm2_per_tb_per_s,
-            "e.g. 10",
-        )?;
-        positive("d2d_mm2_per_tb_per_s", self.d2d_mm2_per_tb_per_s, "e.g. 2")
+        for (field, v, example) in [
+            (
+                "compute_mm2_per_tflops",
+                self.compute_mm2_per_tflops,
+                "e.g. 0.5",
+            ),
+            ("dram_stack_gb", self.dram_stack_gb, "e.g. 36"),
+            ("dram_stack_tb_per_s", self.dram_stack_tb_per_s, "e.g. 1.2"),
+            ("dram_stack_mm2", self.dram_stack_mm2, "e.g. 121"),
+            (
+                "dram_phy_mm2_per_tb_per_s",
+                self.dram_phy_mm2_per_tb_per_s,
+                "e.g. 10",
+            ),
+            ("d2d_mm2_per_tb_per_s", self.d2d_mm2_per_tb_per_s, "e.g. 2"),
+        ] {
+            AREA_CONSTANT.check(field, v, example)?;
+        }
+        Ok(())
     }
 }
 

@@ -10,7 +10,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ensure, non_negative, positive, Error, FieldError};
+use crate::error::{ensure, Error, FieldError};
+use crate::input::ranges::{self, MAX_DEVICES};
 use crate::input::SourceFile;
 use crate::units::{GB, MB, NS, TB, TERA, US};
 
@@ -54,10 +55,10 @@ pub struct Wafer {
     #[serde(default = "default_wafer_area")]
     pub usable_area_mm2: f64,
     /// Dies that do not work, as `[row, col]`; routes avoid them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::pairs")]
     pub faulty_dies: Vec<[u32; 2]>,
     /// Links that do not work, as `[[row, col], [row, col]]` between neighbours.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::pairs_of_pairs")]
     pub faulty_links: Vec<[[u32; 2]; 2]>,
     /// Number of wafers, stacked along rows: wafer `w` holds global rows `w*rows .. (w+1)*rows`.
     #[serde(default = "one")]
@@ -210,18 +211,18 @@ impl Hardware {
     /// Checks every field; the error names the field and what would be valid.
     pub fn validate(&self) -> Result<(), FieldError> {
         let d = &self.device;
-        positive(
+        ranges::PEAK_TFLOPS.check(
             "device.peak_tflops",
             d.peak_tflops,
             "peak dense FP16 TFLOP/s of one die or GPU, e.g. 708",
         )?;
-        non_negative("device.sram_mb", d.sram_mb, "on-die SRAM in MB, e.g. 442.5")?;
-        positive(
+        ranges::SRAM_MB.check("device.sram_mb", d.sram_mb, "on-die SRAM in MB, e.g. 442.5")?;
+        ranges::DRAM_GB.check(
             "device.dram_gb",
             d.dram_gb,
             "DRAM capacity per die in GB, e.g. 70",
         )?;
-        positive(
+        ranges::BANDWIDTH_TB.check(
             "device.dram_bw_tb_per_s",
             d.dram_bw_tb_per_s,
             "DRAM bandwidth per die in TB/s, e.g. 2.0",
@@ -233,18 +234,12 @@ impl Hardware {
             ("efficiency.dram", e.dram),
             ("efficiency.link", e.link),
         ] {
-            ensure(v.is_finite() && v > 0.0 && v <= 1.0, || {
-                FieldError::new(
-                    field,
-                    format!("is {v}, must be a fraction in (0, 1]"),
-                    "e.g. 0.8",
-                )
-            })?;
+            ranges::EFFICIENCY.check(field, v, "a fraction of peak, e.g. 0.8")?;
         }
-        non_negative(
+        ranges::GEMM_HALF_DIM.check(
             "efficiency.gemm_half_dim",
             e.gemm_half_dim,
-            "a matrix size, e.g. 64",
+            "the matrix size at which a multiply reaches half its efficiency, e.g. 64",
         )?;
         match (&self.wafer, &self.cluster) {
             (Some(_), Some(_)) => {
@@ -302,68 +297,50 @@ impl Hardware {
     }
 }
 
-/// Most devices a hardware file may describe: device ids and link indices (4 per die) are `u32`
-/// and products like `rows * cols` must not wrap; a million devices is far past any machine.
-const MAX_DEVICES: u64 = 1 << 20;
-
 /// Most dies of a mesh with faulty dies or links: routes around faults are tabulated for every
 /// pair of dies (`dies^2` entries), about 64 MB and a second to build at this size.
 const MAX_FAULTY_MESH_DIES: u64 = 4096;
 
 fn validate_wafer(w: &Wafer) -> Result<(), FieldError> {
-    ensure(w.rows > 0, || {
-        FieldError::new(
-            "rows",
-            "must be at least 1",
-            "dies per column of the mesh, e.g. 7",
-        )
-    })?;
-    ensure(w.cols > 0, || {
-        FieldError::new(
-            "cols",
-            "must be at least 1",
-            "dies per row of the mesh, e.g. 8",
-        )
-    })?;
-    ensure(w.wafers > 0, || {
-        FieldError::new("wafers", "must be at least 1", "number of wafers, e.g. 1")
-    })?;
-    positive(
+    ranges::MESH_SIDE.check_count("rows", w.rows, "dies per column of the mesh, e.g. 7")?;
+    ranges::MESH_SIDE.check_count("cols", w.cols, "dies per row of the mesh, e.g. 8")?;
+    ranges::WAFERS.check_count("wafers", w.wafers, "number of wafers, e.g. 1")?;
+    ranges::BANDWIDTH_TB.check(
         "d2d_bw_tb_per_s",
         w.d2d_bw_tb_per_s,
         "per-link, per-direction D2D bandwidth in TB/s, e.g. 4.0",
     )?;
-    non_negative(
+    ranges::LATENCY_NS.check(
         "d2d_latency_ns",
         w.d2d_latency_ns,
         "latency of one D2D hop in ns, e.g. 200",
     )?;
-    positive(
+    ranges::USABLE_AREA.check(
         "usable_area_mm2",
         w.usable_area_mm2,
-        "usable wafer area in mm^2, e.g. 40000",
+        "usable wafer area in mm^2, e.g. 40000 (a 300 mm wafer is 70,686 mm^2)",
     )?;
-    if w.wafers > 1 {
-        let bw = w.w2w_bw_tb_per_s.ok_or_else(|| {
-            FieldError::new(
-                "w2w_bw_tb_per_s",
-                "several wafers need a wafer-to-wafer bandwidth",
-                "e.g. 1.8",
-            )
-        })?;
-        positive(
+    // Checked whenever given, even for one wafer where they are unused: a wrong value is a
+    // mistake to report, not to ignore.
+    if let Some(bw) = w.w2w_bw_tb_per_s {
+        ranges::BANDWIDTH_TB.check(
             "w2w_bw_tb_per_s",
             bw,
             "wafer-to-wafer bandwidth in TB/s, e.g. 1.8",
         )?;
-        non_negative(
-            "w2w_latency_ns",
-            w.w2w_latency_ns.unwrap_or(0.0),
-            "e.g. 500",
-        )?;
     }
+    if let Some(ns) = w.w2w_latency_ns {
+        ranges::LATENCY_NS.check("w2w_latency_ns", ns, "e.g. 500")?;
+    }
+    ensure(w.wafers == 1 || w.w2w_bw_tb_per_s.is_some(), || {
+        FieldError::new(
+            "w2w_bw_tb_per_s",
+            "several wafers need a wafer-to-wafer bandwidth",
+            "e.g. 1.8",
+        )
+    })?;
     let dies = u64::from(w.rows) * u64::from(w.wafers) * u64::from(w.cols);
-    ensure(dies <= MAX_DEVICES, || {
+    ensure(dies <= u64::from(MAX_DEVICES), || {
         FieldError::new(
             if w.wafers > 1 { "wafers" } else { "rows" },
             match w.wafers {
@@ -417,14 +394,10 @@ fn validate_wafer(w: &Wafer) -> Result<(), FieldError> {
 }
 
 fn validate_cluster(c: &Cluster) -> Result<(), FieldError> {
-    ensure(c.gpus_per_node > 0, || {
-        FieldError::new("gpus_per_node", "must be at least 1", "e.g. 8")
-    })?;
-    ensure(c.nodes > 0, || {
-        FieldError::new("nodes", "must be at least 1", "e.g. 128")
-    })?;
+    ranges::GPUS_PER_NODE.check_count("gpus_per_node", c.gpus_per_node, "e.g. 8")?;
+    ranges::NODES.check_count("nodes", c.nodes, "e.g. 128")?;
     let gpus = u64::from(c.nodes) * u64::from(c.gpus_per_node);
-    ensure(gpus <= MAX_DEVICES, || {
+    ensure(gpus <= u64::from(MAX_DEVICES), || {
         FieldError::new(
             "nodes",
             format!(
@@ -434,18 +407,18 @@ fn validate_cluster(c: &Cluster) -> Result<(), FieldError> {
             format!("at most {MAX_DEVICES} GPUs in all"),
         )
     })?;
-    positive(
+    ranges::BANDWIDTH_GB.check(
         "intra_bw_gb_per_s",
         c.intra_bw_gb_per_s,
         "NVLink GB/s per GPU per direction, e.g. 300",
     )?;
-    positive(
+    ranges::BANDWIDTH_GB.check(
         "inter_bw_gb_per_s",
         c.inter_bw_gb_per_s,
         "network GB/s per GPU per direction, e.g. 25",
     )?;
-    non_negative("intra_latency_us", c.intra_latency_us, "e.g. 3")?;
-    non_negative("inter_latency_us", c.inter_latency_us, "e.g. 5")?;
+    ranges::LATENCY_US.check("intra_latency_us", c.intra_latency_us, "e.g. 3")?;
+    ranges::LATENCY_US.check("inter_latency_us", c.inter_latency_us, "e.g. 5")?;
     Ok(())
 }
 

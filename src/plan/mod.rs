@@ -207,7 +207,11 @@ impl<'de> Deserialize<'de> for RecomputeSpec {
             Counts(RecomputeCounts),
             Runs(Vec<RecomputeCounts>),
         }
-        Ok(match Either::deserialize(d).map_err(|_| {
+        Ok(match Either::deserialize(d).map_err(|e| {
+            // serde reports a missing key through this deserializer too: keep that as it is.
+            if e.to_string().starts_with("missing field") {
+                return e;
+            }
             serde::de::Error::custom("expected \"none\", \"selective\", \"full\", a table { none = N, selective = N, full = N }, or a list of such tables (one per run of layers, in layer order)")
         })? {
             Either::Mode(m) => RecomputeSpec::Mode(m),
@@ -226,7 +230,7 @@ struct StageFile {
     weights: WeightSource,
     #[serde(default)]
     park: Vec<Park>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::input::optional_pairs")]
     dies: Option<Vec<[u32; 2]>>,
 }
 

@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ensure, Error, FieldError};
+use crate::input::ranges;
 use crate::input::SourceFile;
 
 /// Feed-forward block kind.
@@ -184,9 +185,10 @@ impl Model {
         self.kv_heads.unwrap_or(self.heads)
     }
 
-    /// FFN inner size.
+    /// FFN inner size (saturating: a `hidden` too large for 4x to fit is refused by
+    /// [`Model::validate`] as `hidden`).
     pub fn ffn_hidden(&self) -> u32 {
-        self.ffn_hidden.unwrap_or(4 * self.hidden)
+        self.ffn_hidden.unwrap_or(self.hidden.saturating_mul(4))
     }
 
     /// Size of one attention head.
@@ -232,15 +234,15 @@ impl Model {
 
     /// Checks the shape is self-consistent; the error names the field and what would be valid.
     pub fn validate(&self) -> Result<(), FieldError> {
-        for (field, v) in [
-            ("layers", self.layers),
-            ("hidden", self.hidden),
-            ("heads", self.heads),
-            ("vocab", self.vocab),
-        ] {
-            ensure(v > 0, || {
-                FieldError::new(field, "must be at least 1", "a positive integer")
-            })?;
+        ranges::LAYERS.check_count("layers", self.layers, "transformer layers, e.g. 96")?;
+        ranges::HIDDEN.check_count("hidden", self.hidden, "model width, e.g. 12288")?;
+        ranges::HEADS.check_count("heads", self.heads, "attention heads, e.g. 96")?;
+        ranges::VOCAB.check_count("vocab", self.vocab, "vocabulary size, e.g. 50257")?;
+        if let Some(kv) = self.kv_heads {
+            ranges::HEADS.check_count("kv_heads", kv, "key/value heads, e.g. 8")?;
+        }
+        if let Some(f) = self.ffn_hidden {
+            ranges::FFN_HIDDEN.check_count("ffn_hidden", f, "e.g. 4 x hidden")?;
         }
         ensure(self.hidden % self.heads == 0, || {
             FieldError::new(
@@ -276,26 +278,17 @@ impl Model {
                 ),
             )
         })?;
-        ensure(self.ffn_hidden() > 0, || {
-            FieldError::new("ffn_hidden", "must be at least 1", "e.g. 4 x hidden")
-        })?;
         if !self.blocks.is_empty() {
             let mut sum = 0u64;
             for (i, b) in self.blocks.iter().enumerate() {
-                ensure(b.layers > 0, || {
-                    FieldError::new(
-                        format!("block[{i}].layers"),
-                        "must be at least 1",
-                        "a positive integer",
-                    )
-                })?;
-                ensure(b.ffn_hidden != Some(0), || {
-                    FieldError::new(
-                        format!("block[{i}].ffn_hidden"),
-                        "must be at least 1",
+                ranges::LAYERS.check_count(&format!("block[{i}].layers"), b.layers, "e.g. 2")?;
+                if let Some(f) = b.ffn_hidden {
+                    ranges::FFN_HIDDEN.check_count(
+                        &format!("block[{i}].ffn_hidden"),
+                        f,
                         "e.g. 4 x hidden",
-                    )
-                })?;
+                    )?;
+                }
                 sum += u64::from(b.layers);
             }
             ensure(sum == u64::from(self.layers), || {
@@ -310,13 +303,11 @@ impl Model {
             })?;
         }
         if let Some(p) = self.max_positions {
-            ensure(p > 0, || {
-                FieldError::new(
-                    "max_positions",
-                    "must be at least 1",
-                    "the longest sequence the model takes",
-                )
-            })?;
+            ranges::MAX_POSITIONS.check_count(
+                "max_positions",
+                p,
+                "the longest sequence the model takes, e.g. 2048",
+            )?;
         }
         Ok(())
     }

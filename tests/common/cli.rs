@@ -74,14 +74,23 @@ pub fn run_here(args: &[&str]) -> Run {
     run_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
 }
 
-/// Runs `watos args...` in `dir`, without colours, and keeps what it printed.
+/// Runs `watos args...` in `dir`, without colours, and keeps what it printed. Output is a pipe
+/// and `COLUMNS` unset, so tables are laid out for 100 columns.
 pub fn run_in(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(BIN)
-        .args(args)
+    run_with(dir, args, None)
+}
+
+/// [`run_in`] with the `COLUMNS` environment variable set to `columns` when given.
+pub fn run_with(dir: &Path, args: &[&str], columns: Option<u16>) -> Run {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
-        .output()
-        .expect("run watos");
+        .env_remove("COLUMNS");
+    if let Some(c) = columns {
+        cmd.env("COLUMNS", c.to_string());
+    }
+    let out = cmd.output().expect("run watos");
     Run {
         args: args.join(" "),
         code: out.status.code(),
@@ -109,6 +118,28 @@ impl Run {
             .join(" ")
     }
 
+    /// stdout with its lines joined by spaces, undoing the wrapping of long legends.
+    pub fn stdout_unwrapped(&self) -> String {
+        self.stdout
+            .lines()
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// A diagnostic containing every one of `parts`, whatever the exit status.
+    pub fn assert_diagnostic(&self, parts: &[&str]) -> &Self {
+        let diag = self.diagnostic();
+        for part in parts {
+            assert!(
+                diag.contains(part),
+                "missing {part:?} in the diagnostic\n{}",
+                self.context()
+            );
+        }
+        self
+    }
+
     pub fn context(&self) -> String {
         format!(
             "watos {}\nexit {:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -125,15 +156,7 @@ impl Run {
     /// Exit 2 and a diagnostic containing every one of `parts`.
     pub fn assert_bad_input(&self, parts: &[&str]) -> &Self {
         self.assert_code(2);
-        let diag = self.diagnostic();
-        for part in parts {
-            assert!(
-                diag.contains(part),
-                "missing {part:?} in the diagnostic\n{}",
-                self.context()
-            );
-        }
-        self
+        self.assert_diagnostic(parts)
     }
 
     /// Exit 2 and an error located at `file:line:` on `field`, with every hint.

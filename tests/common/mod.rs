@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod files;
 
 use watos::hardware::Hardware;
 use watos::instance::Training;

@@ -4,6 +4,7 @@
 use crate::cost::kernels::{LayerOps, Op, Rates};
 use crate::cost::memory::ActShape;
 use crate::cost::work::LayerParams;
+use crate::hardware::AttentionKernel;
 use crate::plan::Recompute;
 use crate::workload::{Ffn, Model, Norm};
 
@@ -45,11 +46,30 @@ pub fn params(m: &Model, ffn: u32) -> LayerParams {
     }
 }
 
-/// Forward FLOPs of one dense layer per token: 2 per matrix parameter plus attention scores and
-/// the weighted sum, `2 * 2 * s * h` (Megatron-LM's count, arXiv 2104.04473 eq. 3: the full
-/// `s x s` square, no causal halving; elementwise work is not counted).
-pub fn fwd_flops_per_token(m: &Model, ffn: u32, seq_len: u32) -> f64 {
-    2.0 * params(m, ffn).matmul + 4.0 * seq_len as f64 * m.hidden as f64
+/// Forward FLOPs of one dense layer per token: 2 per matrix parameter plus the attention core
+/// ([`attention_fwd_flops_per_token`]); elementwise work is not counted.
+pub fn fwd_flops_per_token(m: &Model, ffn: u32, seq_len: u32, kernel: AttentionKernel) -> f64 {
+    2.0 * params(m, ffn).matmul
+        + attention_fwd_flops_per_token(seq_len as f64, m.hidden as f64, kernel)
+}
+
+/// Forward FLOPs of attention scores and the weighted sum per token, as the kernel computes
+/// them: the full `s x s` square for an unfused kernel, `2 * 2 * s * h` (Megatron-LM's count,
+/// arXiv 2104.04473 eq. 3), and its causal half for FlashAttention, which skips the masked
+/// blocks. Model FLOPs count the same, so that MFU never exceeds HFU nor 100%.
+///
+/// ```
+/// use watos::cost::layers::dense::attention_fwd_flops_per_token as core;
+/// use watos::hardware::AttentionKernel::{Flash, Unfused};
+/// assert_eq!(core(2048.0, 12288.0, Unfused), 4.0 * 2048.0 * 12288.0);
+/// assert_eq!(core(2048.0, 12288.0, Flash), 2.0 * 2048.0 * 12288.0);
+/// ```
+pub fn attention_fwd_flops_per_token(seq_len: f64, hidden: f64, kernel: AttentionKernel) -> f64 {
+    let square = 4.0 * seq_len * hidden;
+    match kernel {
+        AttentionKernel::Unfused => square,
+        AttentionKernel::Flash => 0.5 * square,
+    }
 }
 
 /// Tensor-parallel all-reduce equivalents per layer per micro-batch, by mode: 2 forward, 2
@@ -141,7 +161,9 @@ pub fn ops(s: &ActShape, r: &Rates, weights_in_sram: bool, grad_bytes: f64) -> L
                 if s.flash {
                     // FlashAttention: scores never reach DRAM; the causal half is skipped; the
                     // backward recomputes scores (2.5x the forward FLOPs, Dao 2023).
-                    let flops = 0.5 * 4.0 * tokens * s.seq * h / t;
+                    let flops = attention_fwd_flops_per_token(s.seq, h, AttentionKernel::Flash)
+                        * tokens
+                        / t;
                     let io = 2.0 * (2.0 * e + 2.0 * tokens * hkv) / t;
                     let op = Op {
                         flops,

@@ -4,7 +4,7 @@
 
 pub mod dense;
 
-use crate::hardware::Execution;
+use crate::hardware::{AttentionKernel, Execution};
 use crate::instance::Instance;
 use crate::plan::{Config, Recompute, WeightSource};
 use crate::workload::{LayerKind, Model};
@@ -20,10 +20,17 @@ pub fn params(m: &Model, kind: &LayerKind) -> LayerParams {
     }
 }
 
-/// Forward FLOPs of one layer of `kind` per token (Megatron-LM's count).
-pub fn fwd_flops_per_token(m: &Model, kind: &LayerKind, seq_len: u32) -> f64 {
+/// Forward FLOPs of one layer of `kind` per token, attention as `kernel` computes it.
+pub fn fwd_flops_per_token(
+    m: &Model,
+    kind: &LayerKind,
+    seq_len: u32,
+    kernel: AttentionKernel,
+) -> f64 {
     match kind {
-        LayerKind::Dense { ffn_hidden } => dense::fwd_flops_per_token(m, *ffn_hidden, seq_len),
+        LayerKind::Dense { ffn_hidden } => {
+            dense::fwd_flops_per_token(m, *ffn_hidden, seq_len, kernel)
+        }
     }
 }
 

@@ -1,0 +1,111 @@
+//! A solution: the plan's evaluation, then what the solver proved about it.
+
+use comfy_table::Cell;
+use serde_json::{json, Value};
+
+use super::{evaluation_body, evaluation_json, fmt_gap, fmt_s, header, headline, right, View};
+use crate::instance::Instance;
+use crate::solution::{Solution, Status};
+
+/// What each status means, for the legend under the solver's table.
+fn status_meaning(status: Status) -> &'static str {
+    match status {
+        Status::Optimal => "the plan is proven within the gap target of the best plan",
+        Status::TimeLimit => "the time limit stopped the search; the gap says how far it got",
+        Status::NodeLimit => "the node limit stopped a MIP; the gap says how far it got",
+        Status::PlacementGap => {
+            "every configuration was settled, but the plan's real placement communicates more slowly than the best placement the bound assumes, by more than the gap target"
+        }
+    }
+}
+
+/// The solution as text: the headline (the evaluator's step time, the one that counts), what
+/// was proven, then where the time goes and the stages. `--verbose` adds the solver's internal
+/// figures, labelled as diagnostics.
+pub fn solution_text(inst: &Instance, sol: &Solution, view: &View) -> String {
+    let e = &sol.evaluation;
+    let mut out = header(inst, &sol.plan, e);
+    out.push_str(&headline(e, view));
+    out.push('\n');
+    let mut t = view.table();
+    t.set_header(vec!["proven lower bound", "gap", "status", "solve time"]);
+    t.add_row(vec![
+        Cell::new(fmt_s(sol.lower_bound_s)),
+        right(fmt_gap(sol.gap)),
+        Cell::new(sol.status.to_string()),
+        right(fmt_s(sol.solve_time_s)),
+    ]);
+    out.push_str(&format!("{t}\n"));
+    out.push_str(&view.wrap(
+        &format!(
+            "No plan steps faster than the lower bound; gap = (step time - bound) / step time. {}: {}.",
+            sol.status,
+            status_meaning(sol.status)
+        ),
+        "",
+    ));
+    let c = &sol.configs;
+    out.push_str(&view.wrap(
+        &format!(
+            "Configurations: {} in all; {} too big for memory, {} solved as a MIP, {} pruned by their bound.",
+            c.total, c.memory_infeasible, c.solved, c.pruned
+        ),
+        "",
+    ));
+    out.push_str(&evaluation_body(e, view));
+    if view.verbose {
+        out.push('\n');
+        out.push_str(&diagnostics(sol, view));
+    }
+    out
+}
+
+/// The solver's internal figures: not the plan's step time, but what the search saw.
+fn diagnostics(sol: &Solution, view: &View) -> String {
+    let mut out = String::from("diagnostics (the solver's internal figures):\n");
+    for line in [
+        format!("method: {}", sol.method),
+        format!(
+            "MIP objective at the plan the MIP returned: {} (communication at the best any placement allows)",
+            fmt_s(sol.mip_objective_s)
+        ),
+        format!(
+            "the evaluator's step time for that plan, before local search: {}",
+            fmt_s(sol.mip_plan_step_time_s)
+        ),
+        format!("branch-and-bound nodes: {}", sol.nodes),
+    ] {
+        out.push_str(&view.wrap(&format!("  {line}"), "    "));
+    }
+    for r in &sol.relaxations {
+        out.push_str(&view.wrap(&format!("  relaxation: {r}"), "    "));
+    }
+    out
+}
+
+/// A solution as one JSON object: the evaluation's fields, the plan, and the proof.
+pub fn solution_json(inst: &Instance, sol: &Solution) -> Value {
+    let mut v = evaluation_json(inst, &sol.plan, &sol.evaluation);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("lower_bound_s".into(), json!(sol.lower_bound_s));
+        obj.insert("gap".into(), json!(sol.gap));
+        obj.insert(
+            "status".into(),
+            serde_json::to_value(sol.status).unwrap_or_default(),
+        );
+        obj.insert("solve_time_s".into(), json!(sol.solve_time_s));
+        obj.insert("mip_objective_s".into(), json!(sol.mip_objective_s));
+        obj.insert(
+            "mip_plan_step_time_s".into(),
+            json!(sol.mip_plan_step_time_s),
+        );
+        obj.insert(
+            "configs".into(),
+            serde_json::to_value(sol.configs).unwrap_or_default(),
+        );
+        obj.insert("nodes".into(), json!(sol.nodes));
+        obj.insert("relaxations".into(), json!(sol.relaxations));
+        obj.insert("method".into(), json!(sol.method));
+    }
+    v
+}

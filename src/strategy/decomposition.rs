@@ -177,7 +177,10 @@ pub fn solve(
     };
     observer.start(frontier.total as u64, "configurations");
     let batch = rayon::current_num_threads().max(1);
-    let mut settled = 0u64;
+    // Whether some configuration's memory floor fit (a plan may exist), and the configurations
+    // whose MIP was solved.
+    let mut any_fit = false;
+    let mut settled = std::collections::HashSet::new();
     // Configurations whose MIP was solved tighter already: what is left is the placement gap.
     let mut tightened = std::collections::HashSet::new();
     while !run.stopped() {
@@ -189,13 +192,13 @@ pub fn solve(
         match e.refinement {
             Refinement::Compute => {
                 if let Some((costs, bounds)) = frontier.refine(inst, &e) {
+                    any_fit = true;
                     let q = bounds.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
                     if q < run.incumbent() {
                         run.simple_plans(&costs);
                     }
                     frontier.push_classes(&e, &bounds);
                 } else {
-                    settled += 1;
                     observer.advance(1);
                 }
             }
@@ -221,8 +224,9 @@ pub fn solve(
                     let (costs, res) = res?;
                     let bound = run.absorb(&costs, res)?;
                     frontier.push(e, bound, Refinement::Solved);
-                    settled += 1;
-                    observer.advance(1);
+                    if settled.insert(e.index / 3) {
+                        observer.advance(1);
+                    }
                 }
             }
             Refinement::Solved => {
@@ -245,22 +249,20 @@ pub fn solve(
     }
     observer.finish();
     let Some(best) = run.best.take() else {
-        if frontier.open() == 0 {
-            return Err(infeasible(
-                inst,
-                frontier.closest,
-                if run.solved == 0 {
-                    InfeasibleReason::Aggregate
-                } else {
-                    InfeasibleReason::PerDevice
-                },
-            ));
+        if !run.stopped() {
+            let reason = if any_fit {
+                InfeasibleReason::PerDevice
+            } else {
+                InfeasibleReason::Aggregate
+            };
+            return Err(infeasible(inst, frontier.closest, reason));
         }
+        let settled = settled.len() + frontier.memory_infeasible;
         return Err(no_plan(
             inst,
             frontier.closest,
             true,
-            settled as usize,
+            settled.min(frontier.total),
             frontier.total,
         ));
     };

@@ -45,6 +45,12 @@ pub fn evaluation_text(inst: &Instance, plan: &Plan, e: &Evaluation) -> String {
     let mut out = String::new();
     out.push_str(&format!("{}\n", inst.name));
     out.push_str(&format!(
+        "model: {:.2}B parameters, {:.2}B active per token, {:.3} TFLOP per token\n",
+        e.params_total / 1e9,
+        e.params_active / 1e9,
+        e.model_flops_per_token / 1e12
+    ));
+    out.push_str(&format!(
         "plan: {}  ({} of {} devices, {} micro-batches per step)\n\n",
         plan,
         e.devices_used,

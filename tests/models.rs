@@ -259,3 +259,23 @@ fn a_qwen2_config_with_experts_and_bad_dropout_are_refused() {
         fixture_text("phi-3-mini-4k").replace("\"resid_pdrop\": 0.0", "\"resid_pdrop\": 1.2");
     assert_eq!(refused(&text).0, "resid_pdrop");
 }
+
+#[test]
+fn shipped_moe_models_give_their_published_counts() {
+    let load = |name: &str| Model::load(repo(&format!("models/{name}.toml"))).unwrap();
+    let m = load("gshard-137b");
+    // DeepSeekMoE Table 6 counts the embedding table among the activated parameters.
+    close("GShard total", total(&m), 136.5e9);
+    close(
+        "GShard active",
+        active_params(&m) + embedding_params(&m, 4096),
+        21.6e9,
+    );
+    let m = load("deepseek-v3-671b");
+    close("DeepSeek-V3 total", total(&m), 671e9);
+    close("DeepSeek-V3 active", active_params(&m), 36.6e9);
+    assert_eq!(m.layout(), fixture("deepseek-v3").layout());
+    let m = load("mixtral-8x7b");
+    close("Mixtral total", total(&m), 46.7e9);
+    assert_eq!(m.layout(), fixture("mixtral-8x7b").layout());
+}

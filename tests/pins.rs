@@ -1,6 +1,7 @@
 //! Every figure watos publishes is pinned: the plan and step time `watos solve` finds on each
 //! shipped instance, and every prediction of `watos validate`, to 1e-9 relative. A change that
-//! moves one updates `tests/data/pins.json` and says why there (`why`).
+//! moves one updates `tests/data/pins.json` and says why there (`why`). An instance the search
+//! cannot settle yet is listed under `pending` with the reason, and must still load.
 
 mod common;
 
@@ -13,6 +14,9 @@ use watos::Instance;
 #[derive(Deserialize)]
 struct Pins {
     solve: BTreeMap<String, SolvePin>,
+    /// Instances without a pinned figure yet, with the reason.
+    #[serde(default)]
+    pending: BTreeMap<String, String>,
     validate: Vec<ValidatePin>,
 }
 
@@ -49,13 +53,17 @@ fn shipped_instances_solve_to_the_pinned_plans() {
     files.sort();
     assert_eq!(
         files.len(),
-        pins.solve.len(),
-        "every shipped instance is pinned"
+        pins.solve.len() + pins.pending.len(),
+        "every shipped instance is pinned or pending"
     );
     for path in files {
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        let pin = &pins.solve[&name];
         let inst = Instance::load(&path).unwrap();
+        if let Some(why) = pins.pending.get(&name) {
+            assert!(!why.is_empty(), "{name}: pending without a reason");
+            continue;
+        }
+        let pin = &pins.solve[&name];
         let sol = strategy::solve(&inst, &SearchOptions::default()).unwrap();
         assert_eq!(sol.plan.to_string(), pin.plan, "{name}");
         assert!(

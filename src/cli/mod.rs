@@ -188,6 +188,11 @@ impl InstanceArgs {
                 i.hardware_path
             };
         }
+        // What the model file holds that watos does not model is said, never dropped (the JSON
+        // output carries it too, as `model_warnings`).
+        for w in &out.model.warnings {
+            eprintln!("warning: model {}: {w}", out.model.name);
+        }
         Ok(out)
     }
 }

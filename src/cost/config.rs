@@ -12,7 +12,10 @@ use super::kernels::{embedding_pass, head_pass, EffParams, Pass, Rates, SRAM_STR
 use super::layers::KindCosts;
 use super::memory::{ActShape, StateBytes};
 use super::schedule::Schedule;
-use super::work::{embedding_params, head_params, head_params_held, model_flops_per_step};
+use super::work::{
+    active_params, embedding_params, head_params, head_params_held, model_flops_per_step,
+    model_flops_per_token, total_params,
+};
 
 /// Cost of the embedding (first stage) or head (last stage) for one micro-batch on one device.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -55,6 +58,11 @@ pub struct ConfigCosts {
     pub dram_bw_eff: f64,
     pub link_eff: f64,
     pub model_flops_step: f64,
+    /// Model FLOPs of training one token (forward and backward).
+    pub model_flops_per_token: f64,
+    /// All parameters of the model, and those one token passes through.
+    pub params_total: f64,
+    pub params_active: f64,
     /// Bytes the first and last stage all-reduce per step for a tied embedding split across them
     /// (Megatron-LM's embedding-gradient all-reduce), 0 otherwise.
     pub tied_sync_bytes: f64,
@@ -132,6 +140,9 @@ impl ConfigCosts {
                 tr.global_batch,
                 inst.attention(),
             ),
+            model_flops_per_token: model_flops_per_token(m, tr.seq_len, inst.attention()),
+            params_total: total_params(m, tr.seq_len),
+            params_active: active_params(m),
             model_layers: m.layers,
             tied_sync_bytes: if m.tied_embeddings && c.pp > 1 {
                 m.vocab as f64 * m.hidden as f64 / t * state.grads

@@ -48,13 +48,82 @@ impl StateBytes {
     }
 }
 
+/// Widths of the attention's tensors on the whole layer (before tensor parallelism splits heads).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttnShape {
+    /// Queries: heads x query/key head size.
+    pub q: f64,
+    /// Keys: key/value heads (all heads with latent attention) x query/key head size.
+    pub k: f64,
+    /// Values: key/value heads x value head size.
+    pub v: f64,
+    /// Attention output, the output projection's input: heads x value head size.
+    pub o: f64,
+    pub qk_head: f64,
+    pub v_head: f64,
+    /// Multi-head latent attention's latents, if the model uses it.
+    pub mla: Option<MlaShape>,
+}
+
+/// Latent widths of multi-head latent attention.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MlaShape {
+    /// Query latent rank (0: queries are projected from the hidden state).
+    pub q_rank: f64,
+    pub kv_rank: f64,
+    /// The rotary key shared by all heads.
+    pub rope: f64,
+}
+
+impl AttnShape {
+    /// The attention of model `m`: grouped-query (`heads x head_dim` queries, `kv_heads x
+    /// head_dim` keys and values) or latent (DeepSeek-V2: every head has its own key and value,
+    /// up-projected from the latent).
+    pub fn of(m: &Model) -> Self {
+        let heads = m.heads as f64;
+        match &m.mla {
+            Some(mla) => {
+                let (qk, v) = (mla.qk_head_dim() as f64, mla.v_head_dim as f64);
+                AttnShape {
+                    q: heads * qk,
+                    k: heads * qk,
+                    v: heads * v,
+                    o: heads * v,
+                    qk_head: qk,
+                    v_head: v,
+                    mla: Some(MlaShape {
+                        q_rank: mla.q_lora_rank.unwrap_or(0) as f64,
+                        kv_rank: mla.kv_lora_rank as f64,
+                        rope: mla.qk_rope_head_dim as f64,
+                    }),
+                }
+            }
+            None => {
+                let d = m.head_dim() as f64;
+                let kv = (m.kv_heads() * m.head_dim()) as f64;
+                AttnShape {
+                    q: heads * d,
+                    k: kv,
+                    v: kv,
+                    o: heads * d,
+                    qk_head: d,
+                    v_head: d,
+                    mla: None,
+                }
+            }
+        }
+    }
+}
+
 /// Shape of one micro-batch through one layer on one device.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ActShape {
     pub seq: f64,
     pub micro_batch: f64,
     pub hidden: f64,
-    pub kv_hidden: f64,
+    pub attn: AttnShape,
+    /// Keys each query attends to: the layer's attention window, or the whole sequence.
+    pub window: f64,
     pub ffn: f64,
     pub heads: f64,
     pub tp: f64,
@@ -62,6 +131,8 @@ pub struct ActShape {
     pub dropout: bool,
     pub swiglu: bool,
     pub flash: bool,
+    /// Norms on the attention and FFN outputs as well (Gemma 2).
+    pub post_norms: bool,
 }
 
 impl ActShape {
@@ -78,7 +149,8 @@ impl ActShape {
             seq: tr.seq_len as f64,
             micro_batch: micro_batch as f64,
             hidden: m.hidden as f64,
-            kv_hidden: (m.kv_heads() * m.head_dim()) as f64,
+            attn: AttnShape::of(m),
+            window: tr.seq_len as f64,
             ffn: m.ffn_hidden() as f64,
             heads: m.heads as f64,
             tp: tp as f64,
@@ -86,6 +158,7 @@ impl ActShape {
             dropout: m.dropout,
             swiglu: m.ffn == Ffn::Swiglu,
             flash: attention == AttentionKernel::Flash,
+            post_norms: m.post_norms,
         }
     }
 
@@ -93,6 +166,20 @@ impl ActShape {
     pub fn with_ffn(mut self, ffn: u32) -> Self {
         self.ffn = ffn as f64;
         self
+    }
+
+    /// The same shape through a layer attending through `window` keys (none: the sequence). A
+    /// window longer than the sequence is the sequence.
+    pub fn with_window(mut self, window: Option<u32>) -> Self {
+        if let Some(w) = window {
+            self.window = self.seq.min(w as f64);
+        }
+        self
+    }
+
+    /// Tokens of the micro-batch: `s b`.
+    pub fn tokens(&self) -> f64 {
+        self.seq * self.micro_batch
     }
 
     /// Elements of one `s x b x h` activation.

@@ -391,6 +391,14 @@ pub struct Evaluation {
     pub critical_stage: u32,
     pub model_flops_per_step: f64,
     pub hardware_flops_per_step: f64,
+    /// All parameters of the model (every expert), and those one token passes through.
+    pub params_total: f64,
+    pub params_active: f64,
+    /// Model FLOPs of training one token, forward and backward (as MFU counts them).
+    pub model_flops_per_token: f64,
+    /// What the model file holds that watos does not model (see `Model::warnings`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub model_warnings: Vec<String>,
     /// One layer of each kind in each recomputation mode (weights in DRAM).
     pub layer: Vec<LayerReport>,
 }
@@ -467,6 +475,10 @@ pub(super) fn assemble(
         critical_stage: crit as u32,
         model_flops_per_step: c.model_flops_step,
         hardware_flops_per_step: hardware_flops,
+        params_total: c.params_total,
+        params_active: c.params_active,
+        model_flops_per_token: c.model_flops_per_token,
+        model_warnings: inst.model.warnings.clone(),
         layer: c
             .kinds
             .iter()

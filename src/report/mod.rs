@@ -202,6 +202,12 @@ fn right(text: impl Into<String>) -> Cell {
 fn header(inst: &Instance, plan: &Plan, e: &Evaluation) -> String {
     let lines = [
         inst.name.clone(),
+        format!(
+            "model: {:.2}B parameters, {:.2}B active per token, {:.3} TFLOP per token",
+            e.params_total / 1e9,
+            e.params_active / 1e9,
+            e.model_flops_per_token / 1e12
+        ),
         format!("plan: {plan}"),
         format!(
             "      {} of {} devices, {} micro-batches per step",

@@ -4,6 +4,8 @@
 //! [`crate::cost`].
 
 mod hf;
+mod layout;
+mod variants;
 
 use std::path::Path;
 
@@ -13,6 +15,9 @@ use crate::error::{ensure, Error, FieldError};
 use crate::input::ranges;
 use crate::input::SourceFile;
 
+pub use layout::{Block, LayerKind, LayerLayout, MoeLayer};
+pub use variants::{Mla, Moe, WindowLayers};
+
 /// Feed-forward block kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -20,7 +25,8 @@ pub enum Ffn {
     /// Two matrices with a GELU between them (GPT).
     #[default]
     Gelu,
-    /// Gate, up and down matrices with SiLU gating (LLaMA).
+    /// Gate, up and down matrices with SiLU gating (LLaMA); any gated unit (GeGLU: Gemma) has
+    /// the same shape and cost.
     Swiglu,
 }
 
@@ -77,6 +83,10 @@ pub struct Model {
     /// Key/value heads (grouped-query attention); defaults to `heads`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv_heads: Option<u32>,
+    /// Width of one attention head; defaults to `hidden / heads` (Mistral-Small and Gemma 2 set
+    /// their own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<u32>,
     /// FFN inner size; defaults to 4 x hidden.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ffn_hidden: Option<u32>,
@@ -95,13 +105,36 @@ pub struct Model {
     /// Linear layers and norms carry biases.
     #[serde(default = "yes")]
     pub bias: bool,
+    /// The query, key and value projections carry biases even when `bias` is false (Qwen2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub qkv_bias: bool,
+    /// Norms also on the attention and FFN outputs, four per layer (Gemma 2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub post_norms: bool,
     /// Dropout after attention probabilities, attention output and MLP output (stores masks).
     #[serde(default = "yes")]
     pub dropout: bool,
+    /// Sliding-window attention: each query of a windowed layer attends to this many keys (itself
+    /// and the ones before it). A window at least the sequence length changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sliding_window: Option<u32>,
+    /// Which layers use the window; defaults to all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sliding_window_layers: Option<WindowLayers>,
+    /// Multi-head latent attention instead of multi-head/grouped-query attention (`[mla]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla: Option<Mla>,
+    /// Mixture-of-experts FFN layers (`[moe]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moe: Option<Moe>,
     /// Runs of consecutive layers that differ from the base layer, in layer order (`[[block]]`);
     /// omitted: every layer is the base layer.
     #[serde(default, rename = "block", skip_serializing_if = "Vec::is_empty")]
     pub blocks: Vec<BlockSpec>,
+    /// What an imported config holds that watos does not model (a Hugging Face config's
+    /// soft-capping, multi-token prediction, unknown keys); printed when the model is loaded.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A run of consecutive layers, as a model file gives it.
@@ -112,71 +145,6 @@ pub struct BlockSpec {
     /// FFN inner size of these layers; defaults to the model's `ffn_hidden`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ffn_hidden: Option<u32>,
-}
-
-/// A kind of transformer layer: it decides the layer's operators, parameters, activations and
-/// collectives (`cost::layers`). Attention, norms and the rest of the shape are the model's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LayerKind {
-    /// Attention and a dense feed-forward block of this inner size.
-    Dense { ffn_hidden: u32 },
-}
-
-/// A run of consecutive layers of one kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Block {
-    /// Index into [`LayerLayout::kinds`].
-    pub kind: usize,
-    pub layers: u32,
-}
-
-/// The model as a sequence of layer kinds: the distinct kinds, and the runs in layer order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LayerLayout {
-    pub kinds: Vec<LayerKind>,
-    pub blocks: Vec<Block>,
-}
-
-impl LayerLayout {
-    /// Layers of each kind in the layer range `[start, start + len)`.
-    ///
-    /// ```
-    /// let m: watos::Model = toml::from_str("name='m'\nlayers=5\nhidden=8\nheads=2\nvocab=10\ntied_embeddings=true\n[[block]]\nlayers=2\nffn_hidden=64\n[[block]]\nlayers=3").unwrap();
-    /// let l = m.layout();
-    /// assert_eq!(l.kinds.len(), 2);
-    /// assert_eq!(l.counts_in(1, 3), vec![1, 2]);
-    /// ```
-    pub fn counts_in(&self, start: u32, len: u32) -> Vec<u32> {
-        let mut out = vec![0u32; self.kinds.len()];
-        let (lo, hi) = (u64::from(start), u64::from(start) + u64::from(len));
-        let mut at = 0u64;
-        for b in &self.blocks {
-            let end = at + u64::from(b.layers);
-            let overlap = end.min(hi).saturating_sub(at.max(lo));
-            out[b.kind] += overlap as u32;
-            at = end;
-        }
-        out
-    }
-
-    /// The kind of every layer in `[start, start + len)`, in order.
-    pub fn kinds_in(&self, start: u32, len: u32) -> impl Iterator<Item = usize> + '_ {
-        self.blocks
-            .iter()
-            .flat_map(|b| std::iter::repeat_n(b.kind, b.layers as usize))
-            .skip(start as usize)
-            .take(len as usize)
-    }
-
-    /// Layers of each kind in the whole model.
-    pub fn totals(&self) -> Vec<u32> {
-        let mut out = vec![0u32; self.kinds.len()];
-        for b in &self.blocks {
-            out[b.kind] += b.layers;
-        }
-        out
-    }
 }
 
 impl Model {
@@ -191,45 +159,9 @@ impl Model {
         self.ffn_hidden.unwrap_or(self.hidden.saturating_mul(4))
     }
 
-    /// Size of one attention head.
+    /// Width of one attention head (`head_dim`, or `hidden / heads`).
     pub fn head_dim(&self) -> u32 {
-        self.hidden / self.heads.max(1)
-    }
-
-    /// The model's layers as kinds and runs (`[[block]]` tables, or all alike).
-    pub fn layout(&self) -> LayerLayout {
-        let base = LayerKind::Dense {
-            ffn_hidden: self.ffn_hidden(),
-        };
-        let specs: Vec<(LayerKind, u32)> = if self.blocks.is_empty() {
-            vec![(base, self.layers)]
-        } else {
-            self.blocks
-                .iter()
-                .map(|b| {
-                    let kind = LayerKind::Dense {
-                        ffn_hidden: b.ffn_hidden.unwrap_or(self.ffn_hidden()),
-                    };
-                    (kind, b.layers)
-                })
-                .collect()
-        };
-        let mut kinds: Vec<LayerKind> = Vec::new();
-        let mut blocks: Vec<Block> = Vec::new();
-        for (kind, layers) in specs {
-            let k = match kinds.iter().position(|x| *x == kind) {
-                Some(k) => k,
-                None => {
-                    kinds.push(kind);
-                    kinds.len() - 1
-                }
-            };
-            match blocks.last_mut() {
-                Some(last) if last.kind == k => last.layers += layers,
-                _ => blocks.push(Block { kind: k, layers }),
-            }
-        }
-        LayerLayout { kinds, blocks }
+        self.head_dim.unwrap_or(self.hidden / self.heads.max(1))
     }
 
     /// Checks the shape is self-consistent; the error names the field and what would be valid.
@@ -244,23 +176,77 @@ impl Model {
         if let Some(f) = self.ffn_hidden {
             ranges::FFN_HIDDEN.check_count("ffn_hidden", f, "e.g. 4 x hidden")?;
         }
-        ensure(self.hidden % self.heads == 0, || {
-            FieldError::new(
-                "heads",
-                format!(
-                    "{} heads do not divide hidden size {}",
-                    self.heads, self.hidden
-                ),
-                format!(
-                    "valid head counts: {}",
-                    divisors(self.hidden)
-                        .take_while(|d| *d <= 256)
-                        .map(|d| d.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
+        self.validate_attention()?;
+        ensure(self.ffn_hidden() > 0, || {
+            FieldError::new("ffn_hidden", "must be at least 1", "e.g. 4 x hidden")
         })?;
+        self.validate_blocks()?;
+        if let Some(p) = self.max_positions {
+            ranges::MAX_POSITIONS.check_count(
+                "max_positions",
+                p,
+                "the longest sequence the model takes, e.g. 2048",
+            )?;
+        }
+        if let Some(moe) = &self.moe {
+            moe.validate(self.layers)?;
+            // Megatron-core's grouped experts have no biases, and neither has any MoE model watos
+            // knows of; a biased expert would need its own TP split.
+            ensure(!self.bias, || {
+                FieldError::new(
+                    "bias",
+                    "mixture-of-experts layers are modelled without linear biases",
+                    "set bias = false (norm parameters are counted by `norm`)",
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Heads, head size, key/value heads, latent attention and the window.
+    fn validate_attention(&self) -> Result<(), FieldError> {
+        if let Some(mla) = &self.mla {
+            mla.validate()?;
+            ensure(self.head_dim.is_none(), || {
+                FieldError::new(
+                    "head_dim",
+                    "multi-head latent attention sets its own head sizes",
+                    "remove head_dim; [mla] gives qk_nope_head_dim, qk_rope_head_dim and v_head_dim",
+                )
+            })?;
+            ensure(self.kv_heads.is_none_or(|kv| kv == self.heads), || {
+                FieldError::new(
+                    "kv_heads",
+                    "multi-head latent attention has a key and a value per head",
+                    format!("remove kv_heads, or set it to heads = {}", self.heads),
+                )
+            })?;
+        } else if let Some(d) = self.head_dim {
+            ensure(d > 0, || {
+                FieldError::new("head_dim", "must be at least 1", "e.g. 128")
+            })?;
+        } else {
+            self.validate_heads_divide_hidden()?;
+        }
+        if let Some(w) = self.sliding_window {
+            ensure(w > 0, || {
+                FieldError::new(
+                    "sliding_window",
+                    "must be at least 1",
+                    "the keys each query attends to, e.g. 4096",
+                )
+            })?;
+        }
+        if let Some(l) = &self.sliding_window_layers {
+            ensure(self.sliding_window.is_some(), || {
+                FieldError::new(
+                    "sliding_window_layers",
+                    "names windowed layers, but the model has no sliding_window",
+                    "add sliding_window = <keys per query>, or remove sliding_window_layers",
+                )
+            })?;
+            l.validate(self.layers)?;
+        }
         let kv = self.kv_heads();
         ensure(kv > 0 && self.heads % kv == 0, || {
             FieldError::new(
@@ -277,7 +263,32 @@ impl Model {
                         .join(", ")
                 ),
             )
-        })?;
+        })
+    }
+
+    /// Without `head_dim`, heads split the hidden size.
+    fn validate_heads_divide_hidden(&self) -> Result<(), FieldError> {
+        ensure(self.hidden % self.heads == 0, || {
+            FieldError::new(
+                "heads",
+                format!(
+                    "{} heads do not divide hidden size {}",
+                    self.heads, self.hidden
+                ),
+                format!(
+                    "valid head counts: {}",
+                    divisors(self.hidden)
+                        .take_while(|d| *d <= 256)
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })
+    }
+
+    /// `[[block]]` runs add up to the model's layers.
+    fn validate_blocks(&self) -> Result<(), FieldError> {
         if !self.blocks.is_empty() {
             let mut sum = 0u64;
             for (i, b) in self.blocks.iter().enumerate() {
@@ -302,13 +313,6 @@ impl Model {
                 )
             })?;
         }
-        if let Some(p) = self.max_positions {
-            ranges::MAX_POSITIONS.check_count(
-                "max_positions",
-                p,
-                "the longest sequence the model takes, e.g. 2048",
-            )?;
-        }
         Ok(())
     }
 
@@ -329,11 +333,11 @@ impl Model {
             .path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        let model = if is_json {
-            hf::from_config_json(src)?
-        } else {
-            src.parse_toml::<Model>()?
-        };
+        if is_json {
+            // The importer validates in the config's own key names.
+            return hf::from_config_json(src);
+        }
+        let model = src.parse_toml::<Model>()?;
         model.validate().map_err(|e| src.field_error(e))?;
         Ok(model)
     }
@@ -393,5 +397,96 @@ mod tests {
         let mut m = tiny();
         m.layers = 0;
         assert_eq!(m.validate().unwrap_err().field, "layers");
+    }
+
+    fn moe(extra: &str) -> Result<Model, toml::de::Error> {
+        toml::from_str(&format!(
+            "name='m'\nlayers=4\nhidden=8\nheads=2\nvocab=10\ntied_embeddings=true\nbias=false\n{extra}\n[moe]\nexperts=4\nexperts_per_token=2\nexpert_ffn_hidden=16\nfirst_dense_layers=1\ndense_layers=[3]"
+        ))
+    }
+
+    #[test]
+    fn dense_prefix_and_listed_layers_stay_dense() {
+        // Layers 0 and 3 dense, 1-2 MoE: blocks dense 1, MoE 2, dense 1 of two kinds.
+        let l = moe("").unwrap().layout();
+        assert_eq!(l.kinds.len(), 2);
+        assert_eq!(
+            l.blocks
+                .iter()
+                .map(|b| (b.kind, b.layers))
+                .collect::<Vec<_>>(),
+            vec![(0, 1), (1, 2), (0, 1)]
+        );
+        assert!(matches!(l.kinds[1], LayerKind::Moe { .. }));
+    }
+
+    #[test]
+    fn alternating_window_makes_runs_of_one_layer() {
+        // Gemma 2: even layers windowed; four kinds (dense/MoE x windowed or not).
+        let l = moe("sliding_window=2\nsliding_window_layers='even'")
+            .unwrap()
+            .layout();
+        assert_eq!(l.blocks.len(), 4);
+        assert_eq!(l.kinds[0].window(), Some(2));
+        assert_eq!(l.kinds[1].window(), None);
+        assert_eq!(l.kinds.len(), 4);
+    }
+
+    #[test]
+    fn moe_fields_are_checked() {
+        let mut m = moe("").unwrap();
+        m.moe.as_mut().unwrap().experts_per_token = 5;
+        assert_eq!(m.validate().unwrap_err().field, "moe.experts_per_token");
+        let mut m = moe("").unwrap();
+        m.moe.as_mut().unwrap().dense_layers = vec![9];
+        assert_eq!(m.validate().unwrap_err().field, "moe.dense_layers[0]");
+        let mut m = moe("").unwrap();
+        m.moe.as_mut().unwrap().capacity_factor = 0.0;
+        assert_eq!(m.validate().unwrap_err().field, "moe.capacity_factor");
+        let mut m = moe("").unwrap();
+        m.bias = true;
+        assert_eq!(m.validate().unwrap_err().field, "bias");
+        assert!(moe("").unwrap().validate().is_ok());
+    }
+
+    #[test]
+    fn window_layers_need_a_window_and_real_layers() {
+        let mut m = tiny();
+        m.sliding_window_layers = Some(WindowLayers::Even);
+        assert_eq!(m.validate().unwrap_err().field, "sliding_window_layers");
+        m.sliding_window = Some(4);
+        m.sliding_window_layers = Some(WindowLayers::Layers(vec![0, 2]));
+        assert_eq!(m.validate().unwrap_err().field, "sliding_window_layers[1]");
+        let e = toml::from_str::<Model>(
+            "name='t'\nlayers=2\nhidden=64\nheads=4\nvocab=100\ntied_embeddings=true\nsliding_window=4\nsliding_window_layers='some'",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("\"even\""), "{e}");
+    }
+
+    #[test]
+    fn head_dim_frees_heads_from_dividing_hidden() {
+        let mut m = tiny();
+        m.heads = 5;
+        m.head_dim = Some(16);
+        assert!(m.validate().is_ok());
+        m.mla = Some(Mla {
+            q_lora_rank: None,
+            kv_lora_rank: 8,
+            qk_nope_head_dim: 8,
+            qk_rope_head_dim: 4,
+            v_head_dim: 8,
+        });
+        assert_eq!(m.validate().unwrap_err().field, "head_dim");
+        m.head_dim = None;
+        assert!(m.validate().is_ok());
+    }
+
+    #[test]
+    fn warnings_are_data_not_input() {
+        let e = toml::from_str::<Model>(
+            "name='t'\nlayers=2\nhidden=64\nheads=4\nvocab=100\ntied_embeddings=true\nwarnings=['x']",
+        );
+        assert!(e.is_err());
     }
 }

@@ -1,17 +1,19 @@
-//! The dense transformer layer: attention (multi-head or grouped-query) and a GELU or SwiGLU MLP.
-//! Its parameters, FLOPs, stored activations, operators and tensor-parallel collectives.
+//! The dense transformer layer: attention (`attention`) and a GELU or SwiGLU MLP. Its
+//! parameters, FLOPs, stored activations, operators and tensor-parallel collectives.
 
 use crate::cost::kernels::{LayerOps, Op, Rates};
 use crate::cost::memory::ActShape;
 use crate::cost::work::LayerParams;
-use crate::hardware::AttentionKernel;
 use crate::plan::Recompute;
-use crate::workload::{Ffn, Model, Norm};
+use crate::workload::{Ffn, Model};
 
-/// Parameters of one dense layer with FFN inner size `ffn`.
+use super::attention::{self, norm_params};
+
+/// Parameters of one dense layer with FFN inner size `ffn`: the attention half
+/// ([`attention::params`]) and the MLP.
 ///
-/// Attention: Q and O are `h x h`, K and V are `h x h_kv` (grouped-query attention, Ainslie et al.
-/// 2023); MLP: `2 h f` (GELU) or `3 h f` (SwiGLU, Shazeer 2020).
+/// MLP: `2 h f` (GELU) or `3 h f` (SwiGLU, Shazeer 2020), its norm, with `bias` the up
+/// projection's (column-parallel) and the down projection's (row-parallel) biases.
 ///
 /// ```
 /// let m = watos::Model::load(concat!(env!("CARGO_MANIFEST_DIR"), "/models/gpt3-175b.toml")).unwrap();
@@ -19,56 +21,31 @@ use crate::workload::{Ffn, Model, Norm};
 /// assert_eq!(p.matmul, 12.0 * 12288.0 * 12288.0);
 /// ```
 pub fn params(m: &Model, ffn: u32) -> LayerParams {
-    let h = m.hidden as f64;
-    let hkv = (m.kv_heads() * m.head_dim()) as f64;
-    let f = ffn as f64;
-    let mlp_mats = match m.ffn {
-        Ffn::Gelu => 2.0,
-        Ffn::Swiglu => 3.0,
-    };
-    let up_width = match m.ffn {
-        Ffn::Gelu => f,
-        Ffn::Swiglu => 2.0 * f,
-    };
-    let norm = match m.norm {
-        Norm::Layernorm => 2.0 * h,
-        Norm::Rmsnorm => h,
-    };
-    let (sharded_bias, row_bias) = if m.bias {
-        ((h + 2.0 * hkv) + up_width, 2.0 * h)
-    } else {
-        (0.0, 0.0)
-    };
-    LayerParams {
-        matmul: h * (h + 2.0 * hkv) + h * h + mlp_mats * h * f,
-        sharded_bias,
-        replicated: 2.0 * norm + row_bias,
-    }
+    attention::params(m).plus(&mlp_params(m, ffn as f64))
 }
 
-/// Forward FLOPs of one dense layer per token: 2 per matrix parameter plus the attention core
-/// ([`attention_fwd_flops_per_token`]); elementwise work is not counted.
-pub fn fwd_flops_per_token(m: &Model, ffn: u32, seq_len: u32, kernel: AttentionKernel) -> f64 {
-    2.0 * params(m, ffn).matmul
-        + attention_fwd_flops_per_token(seq_len as f64, m.hidden as f64, kernel)
-}
-
-/// Forward FLOPs of attention scores and the weighted sum per token, as the kernel computes
-/// them: the full `s x s` square for an unfused kernel, `2 * 2 * s * h` (Megatron-LM's count,
-/// arXiv 2104.04473 eq. 3), and its causal half for FlashAttention, which skips the masked
-/// blocks. Model FLOPs count the same, so that MFU never exceeds HFU nor 100%.
+/// The MLP half of a dense layer (also a mixture-of-experts layer's shared experts, without the
+/// norm: see `moe`).
 ///
 /// ```
-/// use watos::cost::layers::dense::attention_fwd_flops_per_token as core;
-/// use watos::hardware::AttentionKernel::{Flash, Unfused};
-/// assert_eq!(core(2048.0, 12288.0, Unfused), 4.0 * 2048.0 * 12288.0);
-/// assert_eq!(core(2048.0, 12288.0, Flash), 2.0 * 2048.0 * 12288.0);
+/// let m: watos::Model = toml::from_str("name='m'\nlayers=1\nhidden=8\nheads=2\nvocab=10\ntied_embeddings=true\nffn='swiglu'\nbias=false\nnorm='rmsnorm'").unwrap();
+/// let p = watos::cost::layers::dense::mlp_params(&m, 16.0);
+/// // Gate, up and down 3 * 8 * 16; one RMSNorm of 8.
+/// assert_eq!((p.matmul, p.replicated), (384.0, 8.0));
 /// ```
-pub fn attention_fwd_flops_per_token(seq_len: f64, hidden: f64, kernel: AttentionKernel) -> f64 {
-    let square = 4.0 * seq_len * hidden;
-    match kernel {
-        AttentionKernel::Unfused => square,
-        AttentionKernel::Flash => 0.5 * square,
+pub fn mlp_params(m: &Model, f: f64) -> LayerParams {
+    let h = m.hidden as f64;
+    let (mats, up_width) = match m.ffn {
+        Ffn::Gelu => (2.0, f),
+        Ffn::Swiglu => (3.0, 2.0 * f),
+    };
+    LayerParams {
+        matmul: mats * h * f,
+        sharded_bias: if m.bias { up_width } else { 0.0 },
+        replicated: norm_params(m, h)
+            + if m.bias { h } else { 0.0 }
+            + if m.post_norms { norm_params(m, h) } else { 0.0 },
+        ..LayerParams::default()
     }
 }
 
@@ -83,49 +60,37 @@ pub fn tp_collectives(tp: u32) -> [f64; 3] {
     }
 }
 
+/// Stored bytes of an MLP of inner width `ffn` over `tokens` on one device: GELU keeps its input
+/// and output `4 tokens f / t`, SwiGLU gate, up and product `6 tokens f / t`.
+pub(crate) fn mlp_bytes(s: &ActShape, tokens: f64, ffn: f64) -> f64 {
+    (if s.swiglu { 6.0 } else { 4.0 }) * tokens * ffn / s.tp
+}
+
 /// Activation bytes one layer stores for one micro-batch on one device.
 ///
-/// Korthikanti et al. (arXiv 2205.05198, section 4) generalised to GQA, SwiGLU and no dropout:
-/// replicated: two norm inputs 4sbh, QKV and MLP inputs 4sbh, two dropout masks 2sbh (10sbh
-/// for GPT); sharded over t: Q, K, V 2sb(h + 2h_kv), projection input 2sbh, MLP 4sbf (GELU:
-/// input and output) or 6sbf (SwiGLU: gate, up, product) (24sbh for GPT); attention core
-/// 5as^2b/t (softmax 2, dropout mask 1, dropout output 2), dropped by selective recomputation
-/// and by flash attention, which keeps only its 4-byte log-sum-exp per row. Full recomputation
-/// keeps the layer input, 2sbh (divided by t with sequence parallelism).
+/// Korthikanti et al. (arXiv 2205.05198, section 4) generalised to GQA, SwiGLU, head sizes,
+/// windows and no dropout: the attention half ([`attention::AttnBytes`]); the MLP's norm input
+/// and input 4sbh and dropout mask sbh (replicated, or split by sequence parallelism), and
+/// [`mlp_bytes`]. For GPT: `sbh(10 + 24/t + 5as/(ht))`. Full recomputation keeps the layer input,
+/// 2sbh (divided by t with sequence parallelism).
 pub fn activation_bytes(s: &ActShape, mode: Recompute) -> f64 {
     let e = s.sbh();
     let rep = s.replicated_share();
-    let t = s.tp;
-    let tokens = s.seq * s.micro_batch;
     if mode == Recompute::Full {
         return 2.0 * e * rep;
     }
-    let masks = if s.dropout { 2.0 * e } else { 0.0 };
-    let replicated = (8.0 * e + masks) * rep;
-    let qkv = 2.0 * tokens * (s.hidden + 2.0 * s.kv_hidden) / t;
-    let proj = 2.0 * e / t;
-    let mlp = if s.swiglu { 6.0 } else { 4.0 } * tokens * s.ffn / t;
-    let core = if s.flash {
-        4.0 * s.heads * tokens / t
-    } else if mode == Recompute::Selective {
-        0.0
-    } else {
-        let per_score = if s.dropout { 5.0 } else { 2.0 };
-        per_score * s.heads * s.seq * s.seq * s.micro_batch / t
-    };
-    replicated + qkv + proj + mlp + core
+    let a = attention::activation_bytes(s, mode);
+    let post = if s.post_norms { 2.0 * e } else { 0.0 };
+    let mask = if s.dropout { e } else { 0.0 };
+    let replicated = (a.replicated + (4.0 * e + post + mask)) * rep;
+    let mlp = mlp_bytes(s, s.seq * s.micro_batch, s.ffn);
+    replicated + a.latents + a.qkv + a.proj + mlp + a.core
 }
 
-/// A dense layer's operators on one device of a tensor-parallel group: norms, QKV, attention core,
-/// projection, MLP, residual adds. `weights_in_sram`: the weights do not stream from DRAM.
-/// `grad_bytes`: bytes per gradient element.
+/// A dense layer's operators on one device of a tensor-parallel group: the attention half, then
+/// norm, MLP, output norm and residual add. `weights_in_sram`: the weights do not stream from
+/// DRAM. `grad_bytes`: bytes per gradient element.
 pub fn ops(s: &ActShape, r: &Rates, weights_in_sram: bool, grad_bytes: f64) -> LayerOps {
-    let (t, h, hkv, f) = (s.tp, s.hidden, s.kv_hidden, s.ffn);
-    let tokens = s.seq * s.micro_batch;
-    let e = tokens * h;
-    let rep = s.replicated_share();
-    let up = if s.swiglu { 2.0 * f } else { f };
-    let scores = s.heads * s.seq * s.seq * s.micro_batch / t;
     let w = |k: f64, n: f64| {
         if weights_in_sram {
             Some(0.0)
@@ -133,112 +98,91 @@ pub fn ops(s: &ActShape, r: &Rates, weights_in_sram: bool, grad_bytes: f64) -> L
             Some(2.0 * k * n)
         }
     };
-    // (input width, output width) of the four matrices on one device.
-    let mats = [
-        (h, (h + 2.0 * hkv) / t),
-        (h / t, h),
-        (h, up / t),
-        (f / t, h),
-    ];
     let mut fwd = Vec::new();
     let mut bwd = Vec::new();
-    let mut core_fwd = Vec::new();
-    let dropout_add = if s.dropout { 7.0 } else { 6.0 } * e * rep;
+    let core_fwd = attention::ops(s, r, &w, grad_bytes, &mut fwd, &mut bwd);
+    attention::norm(r, s.sbh(), s.replicated_share(), &mut fwd, &mut bwd);
+    mlp_ops(
+        s,
+        r,
+        &w,
+        grad_bytes,
+        s.seq * s.micro_batch,
+        s.ffn,
+        &mut fwd,
+        &mut bwd,
+    );
+    if s.post_norms {
+        attention::norm(r, s.sbh(), s.replicated_share(), &mut fwd, &mut bwd);
+    }
+    attention::residual_add(s, r, &mut fwd, &mut bwd);
+    LayerOps { fwd, bwd, core_fwd }
+}
+
+/// An MLP of inner width `ffn` over `tokens` on one device: up (and gate) projection, activation
+/// (bias-GELU, or SiLU gate times up), down projection.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn mlp_ops(
+    s: &ActShape,
+    r: &Rates,
+    w: &dyn Fn(f64, f64) -> Option<f64>,
+    grad_bytes: f64,
+    tokens: f64,
+    ffn: f64,
+    fwd: &mut Vec<Op>,
+    bwd: &mut Vec<Op>,
+) {
+    let (t, h) = (s.tp, s.hidden);
+    let up = if s.swiglu { 2.0 * ffn } else { ffn };
     let (act_fwd, act_bwd) = if s.swiglu { (6.0, 10.0) } else { (4.0, 6.0) };
-    for (i, (k, n)) in mats.iter().copied().enumerate() {
-        // Norm before QKV and before the MLP: read x, write y; backward reads x and dy, writes dx.
-        if i == 0 || i == 2 {
-            fwd.push(r.elementwise(4.0 * e * rep));
-            bwd.push(r.elementwise(6.0 * e * rep));
-        }
+    for (i, (k, n)) in [(h, up / t), (ffn / t, h)].into_iter().enumerate() {
         fwd.push(r.gemm(tokens, n, k, 1.0, w(k, n)));
-        // Data gradient (dY W^T) and weight gradient (X^T dY, accumulated into the gradient buffer).
         bwd.push(r.gemm(tokens, k, n, 1.0, w(k, n)));
         bwd.push(r.wgrad(tokens, k, n, grad_bytes));
-        match i {
-            0 => {
-                // Attention core.
-                if s.flash {
-                    // FlashAttention: scores never reach DRAM; the causal half is skipped; the
-                    // backward recomputes scores (2.5x the forward FLOPs, Dao 2023).
-                    let flops = attention_fwd_flops_per_token(s.seq, h, AttentionKernel::Flash)
-                        * tokens
-                        / t;
-                    let io = 2.0 * (2.0 * e + 2.0 * tokens * hkv) / t;
-                    let op = Op {
-                        flops,
-                        bytes: io,
-                        eff: r.eff.attention,
-                    };
-                    fwd.push(op);
-                    bwd.push(Op {
-                        flops: 2.5 * flops,
-                        bytes: 2.0 * io,
-                        eff: r.eff.attention,
-                    });
-                } else {
-                    let hd = h / s.heads;
-                    let batch = s.micro_batch * s.heads / t;
-                    let qk = Op {
-                        bytes: 2.0 * tokens * (h + hkv) / t + 2.0 * scores,
-                        ..r.gemm(s.seq, s.seq, hd, batch, Some(0.0))
-                    };
-                    let av = Op {
-                        bytes: 2.0 * scores + 2.0 * tokens * (hkv + h) / t,
-                        ..r.gemm(s.seq, hd, s.seq, batch, Some(0.0))
-                    };
-                    let softmax = r.elementwise(4.0 * scores);
-                    let mut core = vec![qk, softmax];
-                    if s.dropout {
-                        core.push(r.elementwise(5.0 * scores));
-                    }
-                    core.push(av);
-                    fwd.extend(core.iter().copied());
-                    core_fwd = core;
-                    // Backward: two multiplies per multiply; softmax reads y and dy, writes dx;
-                    // dropout reads dy and the mask, writes dx.
-                    bwd.extend([qk, qk, av, av]);
-                    bwd.push(r.elementwise(6.0 * scores));
-                    if s.dropout {
-                        bwd.push(r.elementwise(5.0 * scores));
-                    }
-                }
-            }
-            1 | 3 => {
-                // Bias-dropout-add into the residual; backward reads dy and the mask, writes dx.
-                fwd.push(r.elementwise(dropout_add));
-                bwd.push(r.elementwise(if s.dropout { 5.0 } else { 4.0 } * e * rep));
-            }
-            _ => {
-                // Activation between the MLP matrices (bias-GELU, or SiLU gate times up).
-                fwd.push(r.elementwise(act_fwd * tokens * f / t));
-                bwd.push(r.elementwise(act_bwd * tokens * f / t));
-            }
+        if i == 0 {
+            fwd.push(r.elementwise(act_fwd * tokens * ffn / t));
+            bwd.push(r.elementwise(act_bwd * tokens * ffn / t));
         }
     }
-    LayerOps { fwd, bwd, core_fwd }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cost::memory::AttnShape;
     use crate::units::GIB;
-    use crate::workload::Position;
 
-    fn gpt_shape(h: f64, a: f64, b: f64, t: f64, sp: bool) -> ActShape {
+    /// A micro-batch of `s` tokens through a layer of hidden `h`, `a` heads of `h / a`, `kv`
+    /// key/value width, FFN `f`.
+    #[allow(clippy::too_many_arguments)]
+    fn shape(h: f64, kv: f64, f: f64, a: f64, s: f64, b: f64, t: f64, sp: bool) -> ActShape {
         ActShape {
-            seq: 2048.0,
+            seq: s,
             micro_batch: b,
             hidden: h,
-            kv_hidden: h,
-            ffn: 4.0 * h,
+            attn: AttnShape {
+                q: h,
+                k: kv,
+                v: kv,
+                o: h,
+                qk_head: h / a,
+                v_head: h / a,
+                mla: None,
+            },
+            window: s,
+            ffn: f,
             heads: a,
             tp: t,
             sequence_parallel: sp,
             dropout: true,
             swiglu: false,
             flash: false,
+            post_norms: false,
         }
+    }
+
+    fn gpt_shape(h: f64, a: f64, b: f64, t: f64, sp: bool) -> ActShape {
+        shape(h, h, 4.0 * h, a, 2048.0, b, t, sp)
     }
 
     #[test]
@@ -264,52 +208,81 @@ mod tests {
         assert!((sel - 9.56).abs() < 0.01, "{sel}");
     }
 
+    fn small_swiglu() -> ActShape {
+        let mut s = shape(8.0, 2.0, 16.0, 4.0, 4.0, 1.0, 1.0, false);
+        s.dropout = false;
+        s.swiglu = true;
+        s
+    }
+
     #[test]
     fn swiglu_gqa_without_dropout_by_hand() {
         // h 8, kv 2, f 16, a 4, s 4, b 1, t 1: replicated 8*32 = 256; qkv 2*4*(8+4) = 96;
         // proj 2*32 = 64; mlp 6*4*16 = 384; core 2*4*16 = 128 -> 928.
-        let s = ActShape {
-            seq: 4.0,
-            micro_batch: 1.0,
-            hidden: 8.0,
-            kv_hidden: 2.0,
-            ffn: 16.0,
-            heads: 4.0,
-            tp: 1.0,
-            sequence_parallel: false,
-            dropout: false,
-            swiglu: true,
-            flash: false,
-        };
+        let s = small_swiglu();
         assert_eq!(activation_bytes(&s, Recompute::None), 928.0);
         assert_eq!(activation_bytes(&s, Recompute::Selective), 800.0);
     }
 
-    fn gpt(layers: u32, hidden: u32, heads: u32) -> Model {
-        Model {
-            name: "gpt".into(),
-            source: None,
-            layers,
-            hidden,
-            heads,
-            kv_heads: None,
-            ffn_hidden: None,
-            ffn: Ffn::Gelu,
-            vocab: 51200,
-            tied_embeddings: true,
-            position: Position::Learned,
-            max_positions: Some(2048),
-            norm: Norm::Layernorm,
-            bias: true,
-            dropout: true,
-            blocks: Vec::new(),
-        }
+    #[test]
+    fn window_shrinks_the_stored_scores_and_a_long_one_changes_nothing() {
+        // Window 2 of 4 tokens: core 2 bytes * 4 heads * 4 queries * 2 keys = 64 instead of 128.
+        let s = small_swiglu();
+        assert_eq!(
+            activation_bytes(&s.with_window(Some(2)), Recompute::None),
+            864.0
+        );
+        assert_eq!(
+            activation_bytes(&s.with_window(Some(4096)), Recompute::None),
+            928.0
+        );
+        assert_eq!(s.with_window(Some(4096)), s);
+    }
+
+    #[test]
+    fn output_norms_store_two_more_inputs() {
+        // Gemma 2's two output norms keep their inputs: 2 * 2sbh = 4 * 32 = 128 more.
+        let mut s = small_swiglu();
+        s.post_norms = true;
+        assert_eq!(activation_bytes(&s, Recompute::None), 928.0 + 128.0);
+    }
+
+    #[test]
+    fn window_cuts_flash_attention_flops() {
+        // Flash core over s = 4, window 2: pairs 4*2 - 2 = 6 instead of 8; forward FLOPs
+        // 2 b pairs (q + o) = 2 * 6 * 16 = 192 instead of 256.
+        let r = crate::cost::kernels::Rates {
+            peak_flops: 1e12,
+            dram_bw_bytes_per_s: 1e12,
+            eff: crate::cost::kernels::EffParams {
+                gemm: 1.0,
+                gemm_half_dim: 0.0,
+                attention: 1.0,
+                dram: 1.0,
+            },
+        };
+        let mut s = small_swiglu();
+        s.flash = true;
+        let core = |s: &ActShape| {
+            let (mut f, mut b) = (Vec::new(), Vec::new());
+            attention::ops(s, &r, &|_, _| Some(0.0), 4.0, &mut f, &mut b);
+            f[2].flops
+        };
+        assert_eq!(core(&s), 256.0);
+        assert_eq!(core(&s.with_window(Some(2))), 192.0);
+    }
+
+    fn model(extra: &str) -> Model {
+        toml::from_str(&format!(
+            "name='m'\nlayers=1\nvocab=10\ntied_embeddings=true\n{extra}"
+        ))
+        .unwrap()
     }
 
     #[test]
     fn gpt_layer_is_12h2_plus_13h() {
         // 12h^2 matrices; biases 3h + 4h (column) + 2h (row); two LayerNorms 4h: 13h in all.
-        let p = params(&gpt(1, 1024, 16), 4096);
+        let p = params(&model("hidden=1024\nheads=16"), 4096);
         assert_eq!(p.matmul, 12.0 * 1024.0 * 1024.0);
         assert_eq!(p.sharded_bias + p.replicated, 13.0 * 1024.0);
         assert_eq!(
@@ -318,27 +291,27 @@ mod tests {
         );
     }
 
+    const LLAMA: &str = "hidden=8192\nheads=64\nkv_heads=8\nffn='swiglu'\nnorm='rmsnorm'\nbias=false\ndropout=false";
+
     #[test]
     fn llama3_70b_has_70_6_billion_parameters() {
-        let m = Model {
-            name: "l3".into(),
-            source: None,
-            layers: 80,
-            hidden: 8192,
-            heads: 64,
-            kv_heads: Some(8),
-            ffn_hidden: Some(28672),
-            ffn: Ffn::Swiglu,
-            vocab: 128256,
-            tied_embeddings: false,
-            position: Position::Rope,
-            max_positions: None,
-            norm: Norm::Rmsnorm,
-            bias: false,
-            dropout: false,
-            blocks: Vec::new(),
-        };
         // Per layer: 8192*(8192+2048) + 8192^2 + 3*8192*28672 + 2*8192 = 855,654,400.
-        assert_eq!(params(&m, 28672).total(), 855_654_400.0);
+        assert_eq!(params(&model(LLAMA), 28672).total(), 855_654_400.0);
+    }
+
+    #[test]
+    fn explicit_head_dim_sizes_the_attention() {
+        // Mistral-Small-24B: hidden 5120, 32 heads of 128 (not 160), 8 KV heads, FFN 32768.
+        // Attention 5120*(4096 + 2*1024) + 4096*5120 = 52,428,800; MLP 3*5120*32768 =
+        // 503,316,480; norms 10,240 -> 555,755,520 (with 160-wide heads: 597,698,560).
+        let m = model("hidden=5120\nheads=32\nkv_heads=8\nhead_dim=128\nffn='swiglu'\nnorm='rmsnorm'\nbias=false");
+        assert_eq!(params(&m, 32768).total(), 555_755_520.0);
+    }
+
+    #[test]
+    fn qkv_bias_adds_q_k_v_widths() {
+        // Qwen2.5-7B: hidden 3584, 28 heads, 4 KV heads of 128: biases 3584 + 2*512 = 4608.
+        let m = model("hidden=3584\nheads=28\nkv_heads=4\nffn='swiglu'\nnorm='rmsnorm'\nbias=false\nqkv_bias=true");
+        assert_eq!(params(&m, 18944).sharded_bias, 4608.0);
     }
 }

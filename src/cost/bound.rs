@@ -194,7 +194,7 @@ fn cheapest_layer(c: &ConfigCosts, tp: f64) -> (f64, f64) {
 /// `T` at which `sum_j floor((T - fixed_j) / layer)` stages can hold all the layers.
 fn slowest_stage(c: &ConfigCosts, fixed: &[f64], layer: f64, straddle_extra: Option<f64>) -> f64 {
     let (layers, v) = (c.model_layers as f64, c.config.interleave as f64);
-    if !(layer > 0.0) || fixed.is_empty() {
+    if layer.is_nan() || layer <= 0.0 || fixed.is_empty() {
         return 0.0;
     }
     let floor_all = fixed.iter().map(|f| f + v * layer).fold(0.0, f64::max);

@@ -47,6 +47,9 @@ impl super::Strategy for Decomposition {
     }
 }
 
+/// The first time slice of one MIP (seconds); each return gets four times the last.
+const MIP_SLICE_S: f64 = 0.5;
+
 /// Set by a Ctrl-C handler (the command line installs one): the search stops at the next
 /// configuration and returns the best plan so far with its gap.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -67,7 +70,10 @@ struct Run<'a> {
     best: Option<Best>,
     first_plan_s: Option<f64>,
     nodes: u64,
+    /// A node limit stopped some MIP.
     limited: bool,
+    /// The user set a node limit (else MIPs run in time slices).
+    node_limited: bool,
     solved: usize,
 }
 
@@ -134,7 +140,7 @@ impl Run<'_> {
     fn absorb(&mut self, costs: &ConfigCosts, res: StageMipResult) -> Result<f64, Error> {
         self.nodes += res.nodes;
         self.solved += 1;
-        if res.status == RawStatus::Limit {
+        if res.status == RawStatus::Limit && self.node_limited {
             self.limited = true;
         }
         if let Some(raw) = res.plan {
@@ -173,6 +179,7 @@ pub fn solve(
         first_plan_s: None,
         nodes: 0,
         limited: false,
+        node_limited: opts.solver.node_limit.is_some(),
         solved: 0,
     };
     observer.start(frontier.total as u64, "configurations");
@@ -183,6 +190,8 @@ pub fn solve(
     let mut settled = std::collections::HashSet::new();
     // Configurations whose MIP was solved tighter already: what is left is the placement gap.
     let mut tightened = std::collections::HashSet::new();
+    // Time slices a configuration's MIP has used up.
+    let mut slices = std::collections::HashMap::new();
     while !run.stopped() {
         let goal = run.incumbent() * (1.0 - target);
         if frontier.least_bound() >= goal {
@@ -217,12 +226,29 @@ pub fn solve(
                         None => break,
                     }
                 }
-                let o = run.options(&opts.solver, target / 2.0);
+                let mut o = run.options(&opts.solver, target / 2.0);
+                // Without a node limit, no one MIP may hold the search: it gets a time slice,
+                // and comes back with a longer one if its bound still matters.
+                let slice = opts.solver.node_limit.is_none().then(|| {
+                    let tries = todo
+                        .iter()
+                        .map(|e| slices.get(&e.index).copied().unwrap_or(0));
+                    MIP_SLICE_S * 4f64.powi(tries.max().unwrap_or(0) as i32)
+                });
+                if let Some(slice) = slice {
+                    o.time_limit_s = Some(o.time_limit_s.map_or(slice, |t| t.min(slice)));
+                }
                 let cutoff = run.incumbent();
                 let results = solve_batch(inst, &todo, &o, cutoff);
                 for (e, res) in todo.iter().zip(results) {
                     let (costs, res) = res?;
+                    let sliced = slice.is_some() && res.status == RawStatus::Limit;
                     let bound = run.absorb(&costs, res)?;
+                    if sliced {
+                        *slices.entry(e.index).or_insert(0) += 1;
+                        frontier.push(e, bound, Refinement::Quick);
+                        continue;
+                    }
                     frontier.push(e, bound, Refinement::Solved);
                     if settled.insert(e.index / 3) {
                         observer.advance(1);

@@ -9,7 +9,6 @@
 //! bound is that least open bound. MIPs at the head of the frontier are solved a batch at a time
 //! on rayon's threads, each with the same cutoff, so results do not depend on timing.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -34,7 +33,7 @@ impl super::Strategy for Decomposition {
     }
 
     fn space(&self) -> &'static str {
-        "every configuration (data, tensor, pipeline degrees, every micro-batch, interleaving); per stage its layers, the recomputation of each layer, weights in SRAM or DRAM, and bytes parked on every other stage"
+        SPACE
     }
 
     fn solve(
@@ -47,12 +46,11 @@ impl super::Strategy for Decomposition {
     }
 }
 
+/// The space the decomposition (and the monolithic MIP, and enumeration) search.
+pub const SPACE: &str = "every configuration (data, tensor, pipeline degrees, every micro-batch, interleaving); per stage its layers, the recomputation of each layer, weights in SRAM or DRAM, and bytes parked on every other stage";
+
 /// The first time slice of one MIP (seconds); each return gets four times the last.
 const MIP_SLICE_S: f64 = 0.5;
-
-/// Set by a Ctrl-C handler (the command line installs one): the search stops at the next
-/// configuration and returns the best plan so far with its gap.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// The incumbent: best evaluated plan so far.
 struct Best {
@@ -85,7 +83,7 @@ impl Run<'_> {
     }
 
     fn stopped(&self) -> bool {
-        INTERRUPTED.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+        crate::formulation::interrupted() || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     fn options(&self, base: &SolverOptions, gap: f64) -> SolverOptions {
@@ -324,6 +322,7 @@ pub fn solve(
         local::refine_if(opts.local_search, inst, &best.costs, best.plan, best.eval);
     let solved = run.solved.min(frontier.total);
     Ok(Solution::conclude(
+        inst,
         Found {
             plan,
             evaluation,
@@ -346,6 +345,7 @@ pub fn solve(
         &opts.solver,
         start,
         Method::Decomposition,
+        SPACE,
     ))
 }
 
@@ -362,22 +362,8 @@ fn solve_batch(
             let costs = ConfigCosts::new(inst, e.config);
             let mut comm = MipComm::ideal(inst, &costs);
             comm.units = comm.units.map(|u| u.covering(e.class));
-            let t = Instant::now();
             let res = StageMip::new(&costs, comm, None)
                 .solve(opts, cutoff.is_finite().then_some(cutoff))?;
-            if std::env::var_os("WATOS_TRACE").is_some() {
-                eprintln!(
-                    "MIP {:?} {:?} q={:.4} -> bound {:.4} obj {:.4} {:?} nodes {} in {:?}",
-                    e.config,
-                    e.class,
-                    e.bound_s,
-                    res.bound_s,
-                    res.objective_s,
-                    res.status,
-                    res.nodes,
-                    t.elapsed()
-                );
-            }
             Ok((costs, res))
         })
         .collect()

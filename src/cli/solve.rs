@@ -112,6 +112,7 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
         ),
         node_limit: args.node_limit,
         seed: args.seed,
+        ..Default::default()
     };
     let name = if args.exhaustive {
         "exhaustive"

@@ -61,6 +61,8 @@ pub struct SolverOptions {
     pub time_limit_s: Option<f64>,
     pub node_limit: Option<u64>,
     pub seed: i32,
+    /// Solve the LP relaxation only (integrality dropped): a bound in milliseconds.
+    pub lp_relaxation: bool,
 }
 
 impl Default for SolverOptions {
@@ -71,6 +73,7 @@ impl Default for SolverOptions {
             time_limit_s: None,
             node_limit: None,
             seed: 0,
+            lp_relaxation: false,
         }
     }
 }
@@ -144,7 +147,14 @@ pub fn solve_tuned(
         let r = model.try_set_option("mip_max_nodes", n.min(i32::MAX as u64) as i32);
         set(&mut model, "mip_max_nodes", r)?;
     }
-    if let Some(c) = cutoff.filter(|c| c.is_finite()) {
+    if opts.lp_relaxation {
+        // Small LPs solve faster than presolve can shrink them.
+        let r = model.try_set_option("solve_relaxation", true);
+        set(&mut model, "solve_relaxation", r)?;
+        let r = model.try_set_option("presolve", "off");
+        set(&mut model, "presolve", r)?;
+    }
+    if let Some(c) = cutoff.filter(|c| c.is_finite() && !opts.lp_relaxation) {
         let r = model.try_set_option("objective_bound", c);
         set(&mut model, "objective_bound", r)?;
     }
@@ -166,6 +176,8 @@ pub fn solve_tuned(
         .unwrap_or(f64::NEG_INFINITY);
     let nodes = node_count(&solved);
     let (status, dual_bound) = match status {
+        // The LP's optimum is its bound (HiGHS reports no MIP dual bound for it).
+        HighsModelStatus::Optimal if opts.lp_relaxation => (RawStatus::Optimal, objective),
         HighsModelStatus::Optimal => (
             RawStatus::Optimal,
             if reported_bound.is_finite() {

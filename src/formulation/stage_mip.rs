@@ -174,6 +174,17 @@ impl<'a> StageMip<'a> {
         })
     }
 
+    /// The optimum of the LP relaxation: a lower bound on every plan of the configuration (under
+    /// this MIP's communication), in milliseconds; `+inf` when even the LP is infeasible.
+    pub fn lp_bound(self, opts: &SolverOptions) -> Result<f64, Error> {
+        let o = SolverOptions {
+            lp_relaxation: true,
+            node_limit: None,
+            ..*opts
+        };
+        self.solve(&o, None).map(|r| r.bound_s)
+    }
+
     /// The MIP objective at a plan of this configuration (its layers, modes, tiers and parking),
     /// with the epigraph variables at their tightest values. Equals the evaluator's step time when
     /// the placement achieves the ideal communication; below it otherwise.

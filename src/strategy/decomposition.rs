@@ -210,20 +210,16 @@ pub fn solve(
                 }
             }
             Refinement::Quick => {
-                let mut todo = vec![e];
-                while todo.len() < batch {
-                    let more = frontier.pop();
-                    match more {
-                        Some(m) if m.refinement == Refinement::Quick && m.bound_s < goal => {
-                            todo.push(m)
-                        }
-                        Some(m) => {
-                            frontier.push(&m, m.bound_s, m.refinement);
-                            break;
-                        }
-                        None => break,
-                    }
+                // The LP relaxations of the next few, at once: milliseconds each, and they rule
+                // out most configurations the cheap bound could not.
+                let todo = take_batch(&mut frontier, e, batch * 8, goal);
+                let o = run.options(&opts.solver, target / 2.0);
+                for (e, lp) in todo.iter().zip(lp_batch(inst, &todo, &o)) {
+                    frontier.push(e, lp?, Refinement::Lp);
                 }
+            }
+            Refinement::Lp => {
+                let todo = take_batch(&mut frontier, e, batch, goal);
                 let mut o = run.options(&opts.solver, target / 2.0);
                 // Without a node limit, no one MIP may hold the search: it gets a time slice,
                 // and comes back with a longer one if its bound still matters.
@@ -244,7 +240,7 @@ pub fn solve(
                     let bound = run.absorb(&costs, res)?;
                     if sliced {
                         *slices.entry(e.index).or_insert(0) += 1;
-                        frontier.push(e, bound, Refinement::Quick);
+                        frontier.push(e, bound, Refinement::Lp);
                         continue;
                     }
                     frontier.push(e, bound, Refinement::Solved);
@@ -347,6 +343,37 @@ pub fn solve(
         Method::Decomposition,
         SPACE,
     ))
+}
+
+/// `first` and the entries after it at the same refinement whose bound is below `goal`, up to
+/// `max` in all.
+fn take_batch(frontier: &mut Frontier, first: Entry, max: usize, goal: f64) -> Vec<Entry> {
+    let level = first.refinement;
+    let mut todo = vec![first];
+    while todo.len() < max {
+        match frontier.pop() {
+            Some(m) if m.refinement == level && m.bound_s < goal => todo.push(m),
+            Some(m) => {
+                frontier.push(&m, m.bound_s, m.refinement);
+                break;
+            }
+            None => break,
+        }
+    }
+    todo
+}
+
+/// The LP relaxations of some configurations' MIPs at once.
+fn lp_batch(inst: &Instance, entries: &[Entry], opts: &SolverOptions) -> Vec<Result<f64, Error>> {
+    entries
+        .par_iter()
+        .map(|e| {
+            let costs = ConfigCosts::new(inst, e.config);
+            let mut comm = MipComm::ideal(inst, &costs);
+            comm.units = comm.units.map(|u| u.covering(e.class));
+            StageMip::new(&costs, comm, None).lp_bound(opts)
+        })
+        .collect()
 }
 
 /// Solves the MIPs of some configurations at once, each with the same options and cutoff.

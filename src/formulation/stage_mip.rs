@@ -214,10 +214,11 @@ pub(crate) fn time_unit(c: &ConfigCosts, comm: &MipComm) -> f64 {
         .iter()
         .copied()
         .fold(0.0, f64::max);
+    let a2a = comm.stage.all_to_all_s.iter().copied().fold(0.0, f64::max);
     let layer = c
         .kinds
         .iter()
-        .map(|k| k.time_s(WeightSource::Dram, Recompute::None, tp))
+        .map(|k| k.time_s(WeightSource::Dram, Recompute::None, tp, a2a))
         .fold(0.0, f64::max);
     let per_stage = c.model_layers as f64 * layer / c.config.pp as f64;
     per_stage.max(1e-12)

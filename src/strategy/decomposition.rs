@@ -119,6 +119,7 @@ impl Run<'_> {
         let c = costs.config;
         for mode in Recompute::ALL {
             let mut plan = Plan::uniform(costs.model_layers, c.dp, c.tp, c.pp, c.micro_batch, mode);
+            plan.ep = c.ep;
             plan.sequence_parallel = c.sequence_parallel;
             plan.interleave = c.interleave;
             plan.zero1 = c.zero1;

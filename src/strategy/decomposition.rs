@@ -47,7 +47,7 @@ impl super::Strategy for Decomposition {
 }
 
 /// The space the decomposition (and the monolithic MIP, and enumeration) search.
-pub const SPACE: &str = "every configuration (data, tensor, pipeline degrees, every micro-batch, interleaving); per stage its layers, the recomputation of each layer, weights in SRAM or DRAM, and bytes parked on every other stage";
+pub const SPACE: &str = "every configuration (data, expert, tensor, pipeline degrees, every micro-batch, interleaving); per stage its layers, the recomputation of each layer, weights in SRAM or DRAM, and bytes parked on every other stage";
 
 /// The first time slice of one MIP (seconds); each return gets four times the last.
 const MIP_SLICE_S: f64 = 0.5;

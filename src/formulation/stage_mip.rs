@@ -50,7 +50,7 @@ pub fn relaxations(fabric: &Fabric) -> Vec<String> {
     let text = match fabric {
         Fabric::Cluster(_) => "placement: each collective at the best its group's size allows (inside a node at the NVLink rate, a group larger than a node across as few nodes as it must, at the network rate), pipeline sends and parking transfers over the fastest link a stage pair could share, and no two groups contending for a node's network links; the evaluator charges the real node-major placement, which can only be slower".to_string(),
         Fabric::Mesh(m) => {
-            let mut t = "placement: tensor- and data-parallel rings at the best a mesh allows (a bidirectional ring on neighbour links, one hop per step), pipeline sends over one uncontended hop, parking transfers at the slower of DRAM and one link no other transfer shares".to_string();
+            let mut t = "placement: tensor- and data-parallel rings at the best a mesh allows (a bidirectional ring on neighbour links, one hop per step), expert all-to-alls with their busiest link carrying the fewest messages any placement of the group allows (cut bounds on column-first routes), pipeline sends over one uncontended hop, parking transfers at the slower of DRAM and one link no other transfer shares".to_string();
             if m.wafers() > 1 {
                 t.push_str(", and a group that spans wafers crossing as few wafer boundaries as its size forces, at the boundary's whole wafer-to-wafer bandwidth");
             }
@@ -214,10 +214,11 @@ pub(crate) fn time_unit(c: &ConfigCosts, comm: &MipComm) -> f64 {
         .iter()
         .copied()
         .fold(0.0, f64::max);
+    let a2a = comm.stage.all_to_all_s.iter().copied().fold(0.0, f64::max);
     let layer = c
         .kinds
         .iter()
-        .map(|k| k.time_s(WeightSource::Dram, Recompute::None, tp))
+        .map(|k| k.time_s(WeightSource::Dram, Recompute::None, tp, a2a))
         .fold(0.0, f64::max);
     let per_stage = c.model_layers as f64 * layer / c.config.pp as f64;
     per_stage.max(1e-12)

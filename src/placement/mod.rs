@@ -49,7 +49,28 @@ impl Placement {
         pinned: &[Option<&[[u32; 2]]>],
         fabric: &Fabric,
     ) -> Result<Placement, FieldError> {
+        Self::with_ep(dp, 1, tp, pinned, fabric)
+    }
+
+    /// [`Placement::new`] for a plan with expert parallelism `ep`: on a mesh the default layout
+    /// gives the `ep` replicas of one expert-parallel group their groups of a stage one after
+    /// another (then the next stage), so that the token all-to-all runs between neighbours.
+    ///
+    /// ```
+    /// let inst = watos::Instance::load(concat!(env!("CARGO_MANIFEST_DIR"), "/instances/gshard-137b-wafer.toml")).unwrap();
+    /// let g = watos::placement::Placement::with_ep(2, 2, 1, &[None, None], inst.fabric()).unwrap();
+    /// // Replicas 0 and 1 of stage 0 are neighbours.
+    /// assert_eq!(inst.fabric().hops(g.group(0, 0)[0], g.group(1, 0)[0]), 1);
+    /// ```
+    pub fn with_ep(
+        dp: u32,
+        ep: u32,
+        tp: u32,
+        pinned: &[Option<&[[u32; 2]]>],
+        fabric: &Fabric,
+    ) -> Result<Placement, FieldError> {
         let (d, p, t) = (dp as usize, pinned.len(), tp as usize);
+        let e = (ep as usize).clamp(1, d.max(1));
         let order = fill_order(fabric, tp);
         let mut used = std::collections::HashSet::new();
         let mut groups = vec![vec![Vec::new(); p]; d];
@@ -85,7 +106,10 @@ impl Placement {
         }
         let slots: Vec<(usize, usize)> = match Layout::default_for(fabric) {
             Layout::MegatronRanks => (0..p).flat_map(|j| (0..d).map(move |r| (r, j))).collect(),
-            Layout::ReplicaMajor => (0..d).flat_map(|r| (0..p).map(move |j| (r, j))).collect(),
+            Layout::ReplicaMajor => (0..d.div_ceil(e))
+                .flat_map(|block| (0..p).map(move |j| (block, j)))
+                .flat_map(|(block, j)| (block * e..((block + 1) * e).min(d)).map(move |r| (r, j)))
+                .collect(),
         };
         let mut next = 0usize;
         for (r, j) in slots {

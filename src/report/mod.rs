@@ -281,6 +281,7 @@ fn breakdown_table(e: &Evaluation, view: &View) -> Table {
         ("recomputation", b.recompute_s),
         ("DRAM traffic (exposed)", b.dram_s),
         ("tensor-parallel comm", b.tp_comm_s),
+        ("expert all-to-all", b.ep_comm_s),
         ("pipeline comm", b.pp_comm_s),
         ("remote DRAM (parking)", b.remote_dram_s),
         ("pipeline bubble", b.bubble_s),

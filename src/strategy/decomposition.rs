@@ -47,7 +47,7 @@ impl super::Strategy for Decomposition {
 }
 
 /// The space the decomposition (and the monolithic MIP, and enumeration) search.
-pub const SPACE: &str = "every configuration (data, tensor, pipeline degrees, every micro-batch, interleaving); per stage its layers, the recomputation of each layer, weights in SRAM or DRAM, and bytes parked on every other stage";
+pub const SPACE: &str = "every configuration (data, expert, tensor, pipeline degrees, every micro-batch, interleaving); per stage its layers, the recomputation of each layer, weights in SRAM or DRAM, and bytes parked on every other stage";
 
 /// How often the progress count of settled configurations is refreshed.
 const COUNT_EVERY: Duration = Duration::from_millis(500);
@@ -141,6 +141,7 @@ impl Run<'_> {
         let c = costs.config;
         for mode in Recompute::ALL {
             let mut plan = Plan::uniform(costs.model_layers, c.dp, c.tp, c.pp, c.micro_batch, mode);
+            plan.ep = c.ep;
             plan.sequence_parallel = c.sequence_parallel;
             plan.interleave = c.interleave;
             plan.zero1 = c.zero1;

@@ -109,6 +109,7 @@ pub fn solve_observed(
                 let stages: Vec<Stage> = stages.into_iter().cloned().collect();
                 let plan = Plan {
                     dp: c.config.dp,
+                    ep: c.config.ep,
                     tp: c.config.tp,
                     pp: p,
                     micro_batch: c.config.micro_batch,

@@ -390,6 +390,7 @@ impl<'a> ConfigBlock<'a> {
             .collect();
         Plan {
             dp: cfg.dp,
+            ep: cfg.ep,
             tp: cfg.tp,
             pp: cfg.pp,
             micro_batch: cfg.micro_batch,
@@ -446,15 +447,24 @@ fn dominated_modes(c: &ConfigCosts, comm: &MipComm) -> Vec<[bool; 3]> {
     c.kinds
         .iter()
         .map(|kc| {
-            // Time is affine in the all-reduce time: checking the extremes checks every value
-            // between them.
-            let mut tps = comm.stage.tp_allreduce_s.clone();
-            if let Some(u) = &comm.units {
-                tps.extend([u.tp_inside_s, u.tp_across_s]);
+            // Every (all-reduce, all-to-all) time pair a stage can see: each stage's, and on a
+            // fabric of units each class's all-reduce with the stage's all-to-all.
+            let mut pairs: Vec<(f64, f64)> = Vec::new();
+            for (tp, a2a) in comm
+                .stage
+                .tp_allreduce_s
+                .iter()
+                .zip(&comm.stage.all_to_all_s)
+            {
+                pairs.push((*tp, *a2a));
+                if let Some(u) = &comm.units {
+                    pairs.extend([(u.tp_inside_s, *a2a), (u.tp_across_s, *a2a)]);
+                }
             }
             let time = |r: Recompute| -> Vec<f64> {
-                tps.iter()
-                    .flat_map(|tp| WeightSource::ALL.map(|w| kc.time_s(w, r, *tp)))
+                pairs
+                    .iter()
+                    .flat_map(|(tp, a2a)| WeightSource::ALL.map(|w| kc.time_s(w, r, *tp, *a2a)))
                     .collect()
             };
             Recompute::ALL.map(|r| {

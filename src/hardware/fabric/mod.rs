@@ -6,10 +6,13 @@ use crate::units::{GB, TB};
 
 use super::Hardware;
 
+mod all_to_all;
+mod all_to_all_bound;
 mod bounds;
 mod cluster;
 mod mesh;
 
+pub use all_to_all_bound::{injection_bound, least_busiest_load};
 pub use bounds::Units;
 
 pub use cluster::ClusterTopo;

@@ -56,6 +56,9 @@ pub enum Method {
     Monolithic,
     /// Every plan of the space enumerated.
     Exhaustive,
+    /// Every plan of a framework's rule-bound space scored by the evaluator (no MIP), in order of
+    /// a bound that prunes the rest: the bound is the least step time of that space.
+    Enumeration,
 }
 
 impl std::fmt::Display for Method {
@@ -64,6 +67,7 @@ impl std::fmt::Display for Method {
             Method::Decomposition => "decomposition",
             Method::Monolithic => "monolithic",
             Method::Exhaustive => "exhaustive",
+            Method::Enumeration => "enumeration",
         })
     }
 }

@@ -63,7 +63,10 @@ fn strategy_names(given: Option<&[String]>) -> Result<Vec<String>, Error> {
         return Err(Error::invalid(
             "--strategies",
             "no strategy given",
-            format!("e.g. --strategies watos,megatron; known: {}", strategy::NAMES.join(", ")),
+            format!(
+                "e.g. --strategies watos,megatron; known: {}",
+                strategy::NAMES.join(", ")
+            ),
         ));
     }
     Ok(names)

@@ -113,7 +113,11 @@ mod tests {
     fn a_reserve_must_leave_room() {
         let e = inst().check_reserve(Some(70.0)).unwrap_err();
         assert_eq!(e.field, "reserve_gb");
-        assert!(e.message.contains("leaves nothing of the 70 GB"), "{}", e.message);
+        assert!(
+            e.message.contains("leaves nothing of the 70 GB"),
+            "{}",
+            e.message
+        );
         assert!(inst().check_reserve(Some(69.5)).is_ok());
     }
 

@@ -74,7 +74,12 @@ pub fn comparison_text(all: &[InstanceComparison], means: &[Mean], view: &View) 
             "Speed-up of {REFERENCE} across instances where both have a plan\n"
         ));
         let mut t = view.table();
-        t.set_header(vec!["baseline", "geometric mean", "arithmetic mean", "instances"]);
+        t.set_header(vec![
+            "baseline",
+            "geometric mean",
+            "arithmetic mean",
+            "instances",
+        ]);
         for m in means {
             t.add_row(vec![
                 Cell::new(&m.baseline),

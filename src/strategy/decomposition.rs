@@ -9,7 +9,6 @@
 //! bound is that least open bound. MIPs at the head of the frontier are solved a batch at a time
 //! on rayon's threads, each with the same cutoff, so results do not depend on timing.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -34,7 +33,7 @@ impl super::Strategy for Decomposition {
     }
 
     fn space(&self) -> &'static str {
-        "every configuration (data, tensor, pipeline degrees, every micro-batch, interleaving); per stage its layers, the recomputation of each layer, weights in SRAM or DRAM, and bytes parked on every other stage"
+        SPACE
     }
 
     fn solve(
@@ -47,12 +46,11 @@ impl super::Strategy for Decomposition {
     }
 }
 
+/// The space the decomposition (and the monolithic MIP, and enumeration) search.
+pub const SPACE: &str = "every configuration (data, tensor, pipeline degrees, every micro-batch, interleaving); per stage its layers, the recomputation of each layer, weights in SRAM or DRAM, and bytes parked on every other stage";
+
 /// The first time slice of one MIP (seconds); each return gets four times the last.
 const MIP_SLICE_S: f64 = 0.5;
-
-/// Set by a Ctrl-C handler (the command line installs one): the search stops at the next
-/// configuration and returns the best plan so far with its gap.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// The incumbent: best evaluated plan so far.
 struct Best {
@@ -85,7 +83,7 @@ impl Run<'_> {
     }
 
     fn stopped(&self) -> bool {
-        INTERRUPTED.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+        crate::formulation::interrupted() || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     fn options(&self, base: &SolverOptions, gap: f64) -> SolverOptions {
@@ -212,20 +210,16 @@ pub fn solve(
                 }
             }
             Refinement::Quick => {
-                let mut todo = vec![e];
-                while todo.len() < batch {
-                    let more = frontier.pop();
-                    match more {
-                        Some(m) if m.refinement == Refinement::Quick && m.bound_s < goal => {
-                            todo.push(m)
-                        }
-                        Some(m) => {
-                            frontier.push(&m, m.bound_s, m.refinement);
-                            break;
-                        }
-                        None => break,
-                    }
+                // The LP relaxations of the next few, at once: milliseconds each, and they rule
+                // out most configurations the cheap bound could not.
+                let todo = take_batch(&mut frontier, e, batch * 8, goal);
+                let o = run.options(&opts.solver, target / 2.0);
+                for (e, lp) in todo.iter().zip(lp_batch(inst, &todo, &o)) {
+                    frontier.push(e, lp?, Refinement::Lp);
                 }
+            }
+            Refinement::Lp => {
+                let todo = take_batch(&mut frontier, e, batch, goal);
                 let mut o = run.options(&opts.solver, target / 2.0);
                 // Without a node limit, no one MIP may hold the search: it gets a time slice,
                 // and comes back with a longer one if its bound still matters.
@@ -246,7 +240,7 @@ pub fn solve(
                     let bound = run.absorb(&costs, res)?;
                     if sliced {
                         *slices.entry(e.index).or_insert(0) += 1;
-                        frontier.push(e, bound, Refinement::Quick);
+                        frontier.push(e, bound, Refinement::Lp);
                         continue;
                     }
                     frontier.push(e, bound, Refinement::Solved);
@@ -324,6 +318,7 @@ pub fn solve(
         local::refine_if(opts.local_search, inst, &best.costs, best.plan, best.eval);
     let solved = run.solved.min(frontier.total);
     Ok(Solution::conclude(
+        inst,
         Found {
             plan,
             evaluation,
@@ -346,7 +341,39 @@ pub fn solve(
         &opts.solver,
         start,
         Method::Decomposition,
+        SPACE,
     ))
+}
+
+/// `first` and the entries after it at the same refinement whose bound is below `goal`, up to
+/// `max` in all.
+fn take_batch(frontier: &mut Frontier, first: Entry, max: usize, goal: f64) -> Vec<Entry> {
+    let level = first.refinement;
+    let mut todo = vec![first];
+    while todo.len() < max {
+        match frontier.pop() {
+            Some(m) if m.refinement == level && m.bound_s < goal => todo.push(m),
+            Some(m) => {
+                frontier.push(&m, m.bound_s, m.refinement);
+                break;
+            }
+            None => break,
+        }
+    }
+    todo
+}
+
+/// The LP relaxations of some configurations' MIPs at once.
+fn lp_batch(inst: &Instance, entries: &[Entry], opts: &SolverOptions) -> Vec<Result<f64, Error>> {
+    entries
+        .par_iter()
+        .map(|e| {
+            let costs = ConfigCosts::new(inst, e.config);
+            let mut comm = MipComm::ideal(inst, &costs);
+            comm.units = comm.units.map(|u| u.covering(e.class));
+            StageMip::new(&costs, comm, None).lp_bound(opts)
+        })
+        .collect()
 }
 
 /// Solves the MIPs of some configurations at once, each with the same options and cutoff.
@@ -362,22 +389,8 @@ fn solve_batch(
             let costs = ConfigCosts::new(inst, e.config);
             let mut comm = MipComm::ideal(inst, &costs);
             comm.units = comm.units.map(|u| u.covering(e.class));
-            let t = Instant::now();
             let res = StageMip::new(&costs, comm, None)
                 .solve(opts, cutoff.is_finite().then_some(cutoff))?;
-            if std::env::var_os("WATOS_TRACE").is_some() {
-                eprintln!(
-                    "MIP {:?} {:?} q={:.4} -> bound {:.4} obj {:.4} {:?} nodes {} in {:?}",
-                    e.config,
-                    e.class,
-                    e.bound_s,
-                    res.bound_s,
-                    res.objective_s,
-                    res.status,
-                    res.nodes,
-                    t.elapsed()
-                );
-            }
             Ok((costs, res))
         })
         .collect()

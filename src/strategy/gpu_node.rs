@@ -41,7 +41,13 @@ impl super::Strategy for GpuNode {
         opts: &SearchOptions,
         observer: &dyn Observer,
     ) -> Result<Solution, Error> {
-        megatron::search(&self.instance(inst)?, &Pins::default(), opts, observer)
+        megatron::search(
+            &self.instance(inst)?,
+            &Pins::default(),
+            self.space(),
+            opts,
+            observer,
+        )
     }
 }
 
@@ -58,10 +64,7 @@ pub fn node(total_bytes: f64) -> Result<Hardware, Error> {
     ))?;
     let gpus = hw.cluster.as_ref().map_or(1, |c| c.gpus_per_node * c.nodes);
     hw.device.dram_gb = total_bytes / GB / f64::from(gpus);
-    hw.name = format!(
-        "8 x B300 node, memory scaled to {:.0} GB",
-        total_bytes / GB
-    );
+    hw.name = format!("8 x B300 node, memory scaled to {:.0} GB", total_bytes / GB);
     Ok(hw)
 }
 

@@ -333,13 +333,6 @@ impl<'a> ConfigBlock<'a> {
             .fold(f64::NEG_INFINITY, f64::max);
         let sum: f64 = tau.iter().sum();
         let max = tau.iter().copied().fold(0.0, f64::max);
-        if std::env::var_os("WATOS_DEBUG_OBJ").is_some() {
-            eprintln!(
-                "tau {:?} tail {}",
-                tau.iter().map(|t| t * self.time_unit).collect::<Vec<_>>(),
-                tail * self.time_unit
-            );
-        }
         (self.costs.schedule.step_time(&sum, &max, self.costs.m) + tail.max(0.0)) * self.time_unit
     }
 

@@ -26,6 +26,11 @@ pub(super) const DIRS: [(i64, i64); 4] = [(0, 1), (0, -1), (1, 0), (-1, 0)];
 pub(super) const NONE: u32 = u32::MAX;
 
 impl Mesh {
+    /// Wafers the mesh spans (stacked along rows).
+    pub fn wafers(&self) -> u32 {
+        self.rows / self.wafer_rows.max(1)
+    }
+
     pub(super) fn n(&self) -> u32 {
         self.rows * self.cols
     }

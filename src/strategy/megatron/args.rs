@@ -84,10 +84,16 @@ pub fn arguments(plan: &Plan, inst: &Instance) -> Option<Launch> {
         // the middle is given; an end not given gets the middle's count.
         let middle = if p > 2 { n[1] } else { u32::MAX };
         if n[0] != middle {
-            flag("--decoder-first-pipeline-num-layers", Some(n[0].to_string()));
+            flag(
+                "--decoder-first-pipeline-num-layers",
+                Some(n[0].to_string()),
+            );
         }
         if p > 2 && n[p - 1] != middle {
-            flag("--decoder-last-pipeline-num-layers", Some(n[p - 1].to_string()));
+            flag(
+                "--decoder-last-pipeline-num-layers",
+                Some(n[p - 1].to_string()),
+            );
         }
     }
     if v > 1 {
@@ -97,7 +103,10 @@ pub fn arguments(plan: &Plan, inst: &Instance) -> Option<Launch> {
                 Some((n[0] / v).to_string()),
             );
         } else {
-            flag("--num-virtual-stages-per-pipeline-rank", Some(v.to_string()));
+            flag(
+                "--num-virtual-stages-per-pipeline-rank",
+                Some(v.to_string()),
+            );
         }
     }
     flag("--micro-batch-size", Some(plan.micro_batch.to_string()));

@@ -119,7 +119,7 @@ impl super::Strategy for Megatron {
         opts: &SearchOptions,
         observer: &dyn Observer,
     ) -> Result<Solution, Error> {
-        search(&rules(inst), &self.pins, opts, observer)
+        search(&rules(inst), &self.pins, self.space(), opts, observer)
     }
 }
 
@@ -262,7 +262,11 @@ impl Best {
             .fold(0.0, f64::max);
         if self.closest.as_ref().is_none_or(|(o, _, _)| over < *o) {
             let why = e.violations.first().map(|v| v.to_string());
-            self.closest = Some((over, *c, format!("closest: {plan}, {}", why.unwrap_or_default())));
+            self.closest = Some((
+                over,
+                *c,
+                format!("closest: {plan}, {}", why.unwrap_or_default()),
+            ));
         }
     }
 }
@@ -271,6 +275,7 @@ impl Best {
 pub fn search(
     inst: &Instance,
     pins: &Pins,
+    space: &str,
     opts: &SearchOptions,
     observer: &dyn Observer,
 ) -> Result<Solution, Error> {
@@ -369,6 +374,7 @@ pub fn search(
     };
     let step = evaluation.step_time_s;
     Ok(Solution::conclude(
+        inst,
         Found {
             plan,
             evaluation,
@@ -389,6 +395,7 @@ pub fn search(
         &opts.solver,
         start,
         Method::Enumeration,
+        space,
     ))
 }
 
@@ -489,6 +496,9 @@ mod tests {
         own.limits.reserve_gb = Some(0.5);
         own.limits.max_tp = Some(4);
         let r = rules(&own);
-        assert_eq!((r.hardware.dram_bytes(), r.limits.max_tp), (69.5e9, Some(4)));
+        assert_eq!(
+            (r.hardware.dram_bytes(), r.limits.max_tp),
+            (69.5e9, Some(4))
+        );
     }
 }

@@ -60,7 +60,9 @@ mod tests {
         let all = splits(10, 4, 1, false);
         // Middle stages of 1, 2, 3 and 4 layers leave 8, 6, 4 and 2 for the ends.
         assert_eq!(all.len(), 7 + 5 + 3 + 1);
-        assert!(all.iter().all(|s| s.iter().sum::<u32>() == 10 && s[1] == s[2]));
+        assert!(all
+            .iter()
+            .all(|s| s.iter().sum::<u32>() == 10 && s[1] == s[2]));
         assert!(all.iter().all(|s| s.iter().all(|n| *n >= 1)));
     }
 
@@ -72,13 +74,7 @@ mod tests {
         // Two stages: every first-stage size, the last takes the rest.
         assert_eq!(
             splits(6, 2, 1, false),
-            vec![
-                vec![3, 3],
-                vec![1, 5],
-                vec![2, 4],
-                vec![4, 2],
-                vec![5, 1]
-            ]
+            vec![vec![3, 3], vec![1, 5], vec![2, 4], vec![4, 2], vec![5, 1]]
         );
         assert_eq!(splits(7, 1, 1, false), vec![vec![7]]);
     }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::hardware::Fabric;
 use crate::instance::Instance;
-use crate::plan::{Plan, Recompute, WeightSource};
+use crate::plan::{Plan, Recompute, Stage, WeightSource};
 
 /// How to launch a plan with Megatron-LM: `world_size` processes (one per device; the
 /// data-parallel degree is `world_size / (tensor x pipeline)`), each given `args`.
@@ -150,4 +150,112 @@ fn rank_order(plan: &Plan, fabric: &Fabric) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     }
+}
+
+/// The plan that Megatron-LM arguments run: the inverse of [`arguments`] for a model of `layers`
+/// layers on `world_size` processes (devices in Megatron's rank order, the default placement).
+/// An argument it does not know, a missing value or degrees that do not divide the world are
+/// errors naming the argument.
+///
+/// ```
+/// use watos::strategy::megatron::args::parse;
+/// let line = "--tensor-model-parallel-size 8 --pipeline-model-parallel-size 4 --decoder-first-pipeline-num-layers 21 --micro-batch-size 2 --global-batch-size 512 --recompute-granularity selective --sequence-parallel";
+/// let args: Vec<String> = line.split(' ').map(String::from).collect();
+/// let plan = parse(&args, 96, 64).unwrap();
+/// assert_eq!((plan.dp, plan.tp, plan.pp, plan.micro_batch), (2, 8, 4, 2));
+/// assert_eq!(plan.stages.iter().map(|s| s.layers).collect::<Vec<_>>(), vec![21, 25, 25, 25]);
+/// ```
+pub fn parse(args: &[String], layers: u32, world_size: u64) -> Result<Plan, String> {
+    let mut it = args.iter();
+    let (mut tp, mut pp, mut mb) = (1u32, 1u32, 1u32);
+    let (mut first, mut last, mut per_virtual, mut virtual_stages) = (None, None, None, None);
+    let mut mode = Recompute::None;
+    let (mut sp, mut zero1, mut overlap) = (false, false, false);
+    while let Some(flag) = it.next() {
+        let mut value = || -> Result<u32, String> {
+            let v = it.next().ok_or(format!("{flag} needs a value"))?;
+            v.parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(format!("{flag} {v}: expected a positive whole number"))
+        };
+        match flag.as_str() {
+            "--tensor-model-parallel-size" => tp = value()?,
+            "--pipeline-model-parallel-size" => pp = value()?,
+            "--decoder-first-pipeline-num-layers" => first = Some(value()?),
+            "--decoder-last-pipeline-num-layers" => last = Some(value()?),
+            "--num-layers-per-virtual-pipeline-stage" => per_virtual = Some(value()?),
+            "--num-virtual-stages-per-pipeline-rank" => virtual_stages = Some(value()?),
+            "--micro-batch-size" => mb = value()?,
+            "--global-batch-size" => {
+                value()?;
+            }
+            "--recompute-granularity" => {
+                mode = match it.next().map(String::as_str) {
+                    Some("selective") => Recompute::Selective,
+                    Some("full") => Recompute::Full,
+                    other => return Err(format!("{flag} {other:?}: expected selective or full")),
+                }
+            }
+            "--recompute-method" => {
+                it.next();
+            }
+            "--recompute-num-layers" => {
+                value()?;
+            }
+            "--sequence-parallel" => sp = true,
+            "--use-distributed-optimizer" => zero1 = true,
+            "--overlap-grad-reduce" => overlap = true,
+            other => return Err(format!("{other}: not an argument watos writes")),
+        }
+    }
+    let group = u64::from(tp) * u64::from(pp);
+    if world_size % group != 0 {
+        return Err(format!(
+            "tensor {tp} x pipeline {pp} does not divide the {world_size} processes"
+        ));
+    }
+    let dp = u32::try_from(world_size / group).map_err(|_| "world size too large".to_string())?;
+    let p = pp as usize;
+    // Layers of the stages Megatron fills evenly: all but the ends that are given.
+    let given: u32 = first.unwrap_or(0) + last.filter(|_| p > 1).unwrap_or(0);
+    let rest_stages = pp - u32::from(first.is_some()) - u32::from(last.is_some() && p > 1);
+    let rest = layers
+        .checked_sub(given)
+        .ok_or("the first and last stages hold more layers than the model")?;
+    let middle = match rest_stages {
+        0 if rest == 0 => 0,
+        0 => return Err("the first and last stages do not hold every layer".into()),
+        k if rest % k == 0 => rest / k,
+        k => return Err(format!("{rest} layers do not split evenly over {k} stages")),
+    };
+    let mut n = vec![middle; p];
+    if let Some(f) = first {
+        n[0] = f;
+    }
+    if let (Some(l), true) = (last, p > 1) {
+        n[p - 1] = l;
+    }
+    let interleave = match (per_virtual, virtual_stages) {
+        (Some(k), _) if n[0] % k == 0 => n[0] / k,
+        (Some(k), _) => {
+            return Err(format!(
+                "{k} layers per virtual stage do not divide {}",
+                n[0]
+            ))
+        }
+        (None, Some(v)) => v,
+        (None, None) => 1,
+    };
+    Ok(Plan {
+        dp,
+        tp,
+        pp,
+        micro_batch: mb,
+        sequence_parallel: sp,
+        interleave,
+        zero1,
+        dp_overlap: overlap,
+        stages: n.into_iter().map(|k| Stage::new(k, mode)).collect(),
+    })
 }

@@ -9,6 +9,7 @@ pub mod gpu_node;
 pub mod local;
 pub mod megatron;
 pub mod monolithic;
+pub mod seeded;
 pub mod space;
 
 use crate::cost::bound::{shortfall, MemoryNeed};
@@ -89,8 +90,8 @@ pub trait Strategy {
     ) -> Result<Solution, Error>;
 }
 
-/// Every strategy by name: `watos` is watos's own search (the decomposition); the others of
-/// watos's formulations; then the baselines.
+/// Every strategy by name: `watos` is watos's own search (the decomposition with the baselines'
+/// plans as incumbents, [`seeded`]); the others of watos's formulations; then the baselines.
 pub const NAMES: &[&str] = &[
     "watos",
     "decomposition",
@@ -106,7 +107,8 @@ pub const COMPARED: &[&str] = &["watos", "weight-streaming", "megatron", "gpu-no
 /// The strategy of a name in [`NAMES`].
 pub fn by_name(name: &str) -> Option<Box<dyn Strategy>> {
     match name {
-        "watos" | "decomposition" => Some(Box::new(decomposition::Decomposition)),
+        "watos" => Some(Box::new(seeded::Watos)),
+        "decomposition" => Some(Box::new(decomposition::Decomposition)),
         "monolithic" => Some(Box::new(monolithic::Monolithic::default())),
         "exhaustive" => Some(Box::new(exhaustive::Exhaustive)),
         "megatron" => Some(Box::new(megatron::Megatron::default())),

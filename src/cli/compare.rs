@@ -18,8 +18,8 @@ pub struct CompareArgs {
     /// Instance files.
     #[arg(required = true)]
     pub instances: Vec<PathBuf>,
-    /// Strategies, comma-separated (default: watos and every baseline there is: weight-streaming,
-    /// megatron, gpu-node). watos's speed-ups are over each of the others.
+    /// Strategies, comma-separated (default: watos and every baseline there is: megatron,
+    /// gpu-node). watos's speed-ups are over each of the others.
     #[arg(long, value_delimiter = ',')]
     pub strategies: Option<Vec<String>>,
     /// Print one JSON object instead of tables.

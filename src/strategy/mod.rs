@@ -102,7 +102,7 @@ pub const NAMES: &[&str] = &[
 ];
 
 /// What `watos compare` runs by default, watos first: every one of these [`by_name`] knows.
-pub const COMPARED: &[&str] = &["watos", "weight-streaming", "megatron", "gpu-node"];
+pub const COMPARED: &[&str] = &["watos", "megatron", "gpu-node"];
 
 /// The strategy of a name in [`NAMES`].
 pub fn by_name(name: &str) -> Option<Box<dyn Strategy>> {

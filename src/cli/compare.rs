@@ -34,7 +34,8 @@ pub struct CompareArgs {
     /// HiGHS threads.
     #[arg(long, default_value_t = 1)]
     pub threads: u32,
-    /// Wall-clock budget of each search in seconds.
+    /// Wall-clock budget of each search in seconds (default: the instance's `time_limit_s`, else
+    /// 60 s, as `watos solve`).
     #[arg(long, allow_negative_numbers = true)]
     pub time_limit: Option<f64>,
     #[command(flatten)]
@@ -96,7 +97,11 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode, Error> {
             solver: SolverOptions {
                 gap: args.gap,
                 threads: args.threads,
-                time_limit_s: args.time_limit.or(inst.limits.time_limit_s),
+                time_limit_s: Some(
+                    args.time_limit
+                        .or(inst.limits.time_limit_s)
+                        .unwrap_or(super::solve::DEFAULT_TIME_LIMIT_S),
+                ),
                 ..Default::default()
             },
             local_search: true,

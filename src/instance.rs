@@ -9,6 +9,8 @@ use crate::hardware::{AttentionKernel, Execution, Fabric, Hardware};
 use crate::input::{ranges, relative_to, SourceFile};
 use crate::workload::Model;
 
+mod framework;
+
 /// Storage type of weights and activations (both 2 bytes in mixed precision).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -112,6 +114,18 @@ pub struct Limits {
     /// Wall-clock budget of the solver in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_limit_s: Option<f64>,
+    /// Framework rule: nothing parked in other devices' DRAM (`framework`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_parking: bool,
+    /// Framework rule: the tensor degree divides the key/value heads (none replicated).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tp_divides_kv_heads: bool,
+    /// Framework rule: on a cluster, tensor-parallel groups stay inside a node.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tp_within_node: bool,
+    /// Framework rule: DRAM per device kept free for the framework, in GB (10^9 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve_gb: Option<f64>,
 }
 
 impl Limits {
@@ -134,6 +148,9 @@ impl Limits {
         }
         if let Some(t) = self.time_limit_s {
             ranges::TIME_LIMIT.check("time_limit_s", t, "seconds, e.g. 60")?;
+        }
+        if let Some(r) = self.reserve_gb {
+            ranges::RESERVE_GB.check("reserve_gb", r, "GB per device, e.g. 3")?;
         }
         Ok(())
     }
@@ -161,6 +178,9 @@ pub struct Instance {
     /// Where the model and hardware came from (for reports).
     pub model_path: Option<PathBuf>,
     pub hardware_path: Option<PathBuf>,
+    /// DRAM per device already set aside for a framework and taken off `hardware`'s capacity
+    /// ([`Instance::with_reserve`]); 0 for the hardware as built.
+    pub reserved_bytes: f64,
     fabric: Fabric,
 }
 
@@ -191,6 +211,8 @@ impl Instance {
             .name
             .unwrap_or_else(|| format!("{} on {}", model.name, hardware.name));
         let mut inst = Instance::new(name, model, hardware, file.training)?;
+        inst.check_reserve(file.limits.reserve_gb)
+            .map_err(|e| src.field_error(e.within("limits")))?;
         inst.limits = file.limits;
         inst.model_path = Some(model_path);
         inst.hardware_path = Some(hardware_path);
@@ -241,6 +263,7 @@ impl Instance {
             limits: Limits::default(),
             model_path: None,
             hardware_path: None,
+            reserved_bytes: 0.0,
             fabric,
         })
     }

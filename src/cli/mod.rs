@@ -1,6 +1,7 @@
 //! The `watos` command line.
 
 mod bench;
+mod compare;
 mod evaluate;
 mod progress;
 mod solve;
@@ -39,6 +40,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Check the evaluator against published measurements of real GPU training runs.
     Validate(validate::ValidateArgs),
+    /// Solve instances with every strategy (watos and its baselines) and compare them.
+    Compare(compare::CompareArgs),
 }
 
 /// Where the instance comes from: a file, flags, or a file with flags overriding it.
@@ -93,6 +96,45 @@ impl OutputArgs {
             wide: self.wide,
             verbose,
         }
+    }
+}
+
+/// Framework rules any strategy can be held to; each adds to the instance's `[limits]`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FrameworkArgs {
+    /// Nothing parked in other devices' DRAM.
+    #[arg(long)]
+    pub no_parking: bool,
+    /// The tensor degree divides the key/value heads.
+    #[arg(long)]
+    pub tp_divides_kv_heads: bool,
+    /// On a cluster, tensor-parallel groups stay inside a node.
+    #[arg(long)]
+    pub tp_within_node: bool,
+    /// DRAM per device kept free for the framework, in GB; replaces the instance's `reserve_gb`.
+    #[arg(long, allow_negative_numbers = true)]
+    pub reserve_gb: Option<f64>,
+}
+
+impl FrameworkArgs {
+    /// The instance with these rules added to its limits; a reserve out of range or leaving no
+    /// DRAM is an error naming `--reserve-gb`.
+    pub fn apply(&self, mut inst: Instance) -> Result<Instance, Error> {
+        let lim = &mut inst.limits;
+        lim.no_parking |= self.no_parking;
+        lim.tp_divides_kv_heads |= self.tp_divides_kv_heads;
+        lim.tp_within_node |= self.tp_within_node;
+        if let Some(r) = self.reserve_gb {
+            crate::input::ranges::RESERVE_GB
+                .check("--reserve-gb", r, "GB per device, e.g. 3")
+                .map_err(flag_error)?;
+            inst.check_reserve(Some(r)).map_err(|mut e| {
+                e.field = "--reserve-gb".into();
+                flag_error(e)
+            })?;
+            inst.limits.reserve_gb = Some(r);
+        }
+        Ok(inst)
     }
 }
 
@@ -261,6 +303,7 @@ impl Command {
             Command::Solve(a) => a.output.json,
             Command::Bench(a) => a.json,
             Command::Validate(a) => a.json,
+            Command::Compare(a) => a.json,
         }
     }
 }
@@ -309,6 +352,7 @@ pub fn main() -> ExitCode {
         Command::Solve(args) => solve::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Validate(args) => validate::run(&args),
+        Command::Compare(args) => compare::run(&args),
     };
     match result {
         Ok(code) => code,

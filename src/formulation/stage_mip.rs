@@ -71,6 +71,9 @@ pub struct MipComm {
     /// Bytes/s of a parking transfer from stage `j` to stage `i`: the slower of the helper's DRAM
     /// and the path.
     pub park_bw: Vec<Vec<f64>>,
+    /// Whether stages may park bytes on each other: off under the instance's `no_parking`
+    /// framework rule, which bounds every parked-bytes variable at 0.
+    pub allow_parking: bool,
 }
 
 impl MipComm {
@@ -83,6 +86,7 @@ impl MipComm {
             stage: CommCosts::ideal(inst, c),
             units: UnitComm::of(c, inst.fabric()),
             park_bw: vec![vec![bw; p]; p],
+            allow_parking: !inst.limits.no_parking,
         }
     }
 
@@ -116,6 +120,7 @@ impl MipComm {
             stage: CommCosts::of_placement(inst, c, g),
             units: None,
             park_bw,
+            allow_parking: !inst.limits.no_parking,
         }
     }
 }

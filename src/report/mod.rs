@@ -5,6 +5,8 @@
 //! 100): comfy-table wraps cell text to fit, and the widest tables keep their less-used columns
 //! for `--wide`. Every table with marks or abbreviations is followed by a legend.
 
+mod bars;
+mod compare;
 mod solution;
 
 use comfy_table::{
@@ -17,7 +19,9 @@ use crate::instance::Instance;
 use crate::plan::Plan;
 use crate::units::GB;
 
-pub use solution::{solution_json, solution_text};
+pub use bars::{baseline_of, comparison_svg, relative};
+pub use compare::{comparison_json, comparison_text, fmt_speedup};
+pub use solution::{solution_json, solution_text, strategy_text};
 
 /// How text output is laid out.
 ///

@@ -25,7 +25,7 @@ pub const SPACE_NOTES: &[&str] = &[
 /// global batch (every micro-batch size), expert parallelism `ep` dividing `d` and the routed
 /// experts ([`expert_degrees`]), interleaving `v` from 1 to the layers per stage (with `m`
 /// a multiple of `p` when `v > 1`, as Megatron-LM's schedule needs), and the switches of
-/// [`SPACE_NOTES`]. An instance's `[limits]` narrow it.
+/// [`SPACE_NOTES`]. An instance's `[limits]` narrow it, its framework rules included.
 ///
 /// ```
 /// let inst = watos::Instance::load(concat!(env!("CARGO_MANIFEST_DIR"), "/instances/gpt3-175b-wafer.toml")).unwrap();
@@ -42,6 +42,8 @@ pub fn configs(inst: &Instance) -> Vec<Config> {
     let mut out = Vec::new();
     for t in divisors(m.heads).filter(|t| {
         (kv % t == 0 || t % kv == 0) && *t <= healthy && lim.max_tp.is_none_or(|x| *t <= x)
+            // The instance's framework rules on the tensor degree (`Limits::admits_tp`).
+            && lim.admits_tp(*t, kv, &inst.hardware)
     }) {
         let max_p = (healthy / t)
             .min(m.layers)

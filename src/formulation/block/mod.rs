@@ -219,9 +219,11 @@ impl<'a> ConfigBlock<'a> {
                     / costs.optimizer_shards()
                     / mem_unit,
             ];
+            // The `no_parking` framework rule: every parked amount bounded at 0.
+            let allowed = f64::from(u8::from(comm.allow_parking));
             for i in (0..p).filter(|i| *i != j) {
                 for (table, ub) in park.iter_mut().zip(most) {
-                    table[j][i] = Some(model.add(variable().min(0.0).max(ub)));
+                    table[j][i] = Some(model.add(variable().min(0.0).max(allowed * ub)));
                 }
             }
             park_cap.push(most.map(|ub| ub * mem_unit));

@@ -85,6 +85,7 @@ fn arguments_parse_back_to_the_plan_for_uneven_and_interleaved_stages() {
     ] {
         plans.push(Plan {
             dp: 2,
+            ep: 1,
             tp: 4,
             pp: split.len() as u32,
             micro_batch: 1,
@@ -100,6 +101,24 @@ fn arguments_parse_back_to_the_plan_for_uneven_and_interleaved_stages() {
         let back = parse(&launch.args, 96, launch.world_size).unwrap();
         assert_eq!(back, plan, "{}", launch.line());
     }
+    // Expert parallelism (Mixtral's 8 experts over 4 of the 8 replicas).
+    let moe = Instance::new(
+        "t",
+        model("mixtral-8x7b"),
+        cluster("dgx-a100-80gb", 8),
+        training(512, 4096),
+    )
+    .unwrap();
+    let mut plan = Plan::uniform(32, 8, 2, 4, 1, Recompute::Selective);
+    plan.ep = 4;
+    plan.sequence_parallel = true;
+    let launch = arguments(&plan, &moe).expect("Megatron-LM can run it");
+    assert!(
+        launch.line().contains("--expert-model-parallel-size 4"),
+        "{}",
+        launch.line()
+    );
+    assert_eq!(parse(&launch.args, 32, launch.world_size).unwrap(), plan);
     // Different modes per layer is no Megatron-LM plan.
     let mut mixed = Plan::uniform(96, 1, 8, 2, 1, Recompute::Full);
     mixed.stages[0] = Stage::new(48, Recompute::None);

@@ -79,6 +79,9 @@ pub fn arguments(plan: &Plan, inst: &Instance) -> Option<Launch> {
     };
     flag("--tensor-model-parallel-size", Some(plan.tp.to_string()));
     flag("--pipeline-model-parallel-size", Some(plan.pp.to_string()));
+    if plan.ep > 1 {
+        flag("--expert-model-parallel-size", Some(plan.ep.to_string()));
+    }
     if !even {
         // Two stages: the first's count fixes the last's. Otherwise each end that differs from
         // the middle is given; an end not given gets the middle's count.
@@ -167,7 +170,7 @@ fn rank_order(plan: &Plan, fabric: &Fabric) -> bool {
 /// ```
 pub fn parse(args: &[String], layers: u32, world_size: u64) -> Result<Plan, String> {
     let mut it = args.iter();
-    let (mut tp, mut pp, mut mb) = (1u32, 1u32, 1u32);
+    let (mut tp, mut pp, mut mb, mut ep) = (1u32, 1u32, 1u32, 1u32);
     let (mut first, mut last, mut per_virtual, mut virtual_stages) = (None, None, None, None);
     let mut mode = Recompute::None;
     let (mut sp, mut zero1, mut overlap) = (false, false, false);
@@ -182,6 +185,7 @@ pub fn parse(args: &[String], layers: u32, world_size: u64) -> Result<Plan, Stri
         match flag.as_str() {
             "--tensor-model-parallel-size" => tp = value()?,
             "--pipeline-model-parallel-size" => pp = value()?,
+            "--expert-model-parallel-size" => ep = value()?,
             "--decoder-first-pipeline-num-layers" => first = Some(value()?),
             "--decoder-last-pipeline-num-layers" => last = Some(value()?),
             "--num-layers-per-virtual-pipeline-stage" => per_virtual = Some(value()?),
@@ -249,6 +253,7 @@ pub fn parse(args: &[String], layers: u32, world_size: u64) -> Result<Plan, Stri
     };
     Ok(Plan {
         dp,
+        ep,
         tp,
         pp,
         micro_batch: mb,

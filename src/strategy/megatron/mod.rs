@@ -191,6 +191,7 @@ pub fn snake_dies(c: &Config, fabric: &Fabric) -> Option<Vec<Vec<[u32; 2]>>> {
 fn plan_of(c: &Config, split: &[u32], mode: Recompute, dies: Option<&[Vec<[u32; 2]>]>) -> Plan {
     let mut plan = Plan {
         dp: c.dp,
+        ep: c.ep,
         tp: c.tp,
         pp: c.pp,
         micro_batch: c.micro_batch,
@@ -435,6 +436,7 @@ mod tests {
     fn pins_fix_degrees_and_switches() {
         let c = Config {
             dp: 2,
+            ep: 1,
             tp: 4,
             pp: 7,
             micro_batch: 1,
@@ -466,6 +468,7 @@ mod tests {
         let f = ModelFigures::of(&i);
         let c = Config {
             dp: 1,
+            ep: 1,
             tp: 8,
             pp: 7,
             micro_batch: 1,

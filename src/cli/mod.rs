@@ -73,6 +73,12 @@ pub struct OutputArgs {
     /// Every table and column: also each stage's DRAM by category.
     #[arg(long)]
     pub wide: bool,
+    /// Print the die map (on a wafer) even when it is wider or longer than the terminal.
+    #[arg(long)]
+    pub map: bool,
+    /// Draw the die map as an SVG picture into this file (on a wafer).
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
 }
 
 impl OutputArgs {
@@ -80,7 +86,7 @@ impl OutputArgs {
     /// diagnostics).
     ///
     /// ```
-    /// let out = watos::cli::OutputArgs { json: false, wide: true };
+    /// let out = watos::cli::OutputArgs { json: false, wide: true, map: false, svg: None };
     /// let view = out.view(false);
     /// assert!(view.wide && view.width >= 40);
     /// ```
@@ -89,6 +95,7 @@ impl OutputArgs {
             width: crate::report::View::output_width(),
             wide: self.wide,
             verbose,
+            map: self.map,
         }
     }
 }
@@ -257,6 +264,24 @@ pub(crate) fn print(text: &str) -> Result<(), Error> {
         }),
         _ => Ok(()),
     }
+}
+
+/// Draws the die map of `plan` into `--svg FILE` when one was given.
+pub(crate) fn write_svg(
+    output: &OutputArgs,
+    inst: &Instance,
+    plan: &crate::plan::Plan,
+    e: &crate::cost::Evaluation,
+) -> Result<(), Error> {
+    let Some(path) = &output.svg else {
+        return Ok(());
+    };
+    let text = crate::report::die_map_svg(inst, plan, e)?;
+    std::fs::write(path, text).map_err(|err| Error::Write {
+        path: path.display().to_string(),
+        reason: err.to_string(),
+        help: Some("check that the directory exists, is writable and has room".into()),
+    })
 }
 
 /// A JSON value on standard output, pretty-printed as every `--json` object is.

@@ -26,6 +26,11 @@ pub struct Mesh {
 pub(super) const DIRS: [(i64, i64); 4] = [(0, 1), (0, -1), (1, 0), (-1, 0)];
 
 impl Mesh {
+    /// Rows of one wafer (the mesh stacks `rows / wafer_rows` wafers).
+    pub fn wafer_rows(&self) -> u32 {
+        self.wafer_rows
+    }
+
     pub(super) fn n(&self) -> u32 {
         self.rows * self.cols
     }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod evaluate;
+mod faults;
 mod solve;
 mod validate;
 
@@ -36,6 +37,9 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Check the evaluator against published measurements of real GPU training runs.
     Validate(validate::ValidateArgs),
+    /// Break random dies or links of a wafer at several rates and compare fault-aware plans with
+    /// fault-unaware ones.
+    Faults(faults::FaultsArgs),
 }
 
 /// Where the instance comes from: a file, flags, or a file with flags overriding it.
@@ -304,6 +308,7 @@ impl Command {
             Command::Solve(a) => a.output.json,
             Command::Bench(a) => a.json,
             Command::Validate(a) => a.json,
+            Command::Faults(a) => a.json,
         }
     }
 }
@@ -351,6 +356,7 @@ pub fn main() -> ExitCode {
         Command::Solve(args) => solve::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Validate(args) => validate::run(&args),
+        Command::Faults(args) => faults::run(&args),
     };
     match result {
         Ok(code) => code,

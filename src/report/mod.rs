@@ -6,6 +6,7 @@
 //! for `--wide`. Every table with marks or abbreviations is followed by a legend.
 
 mod diemap;
+mod faults;
 mod solution;
 mod svg;
 
@@ -20,6 +21,7 @@ use crate::plan::Plan;
 use crate::units::GB;
 
 pub use diemap::{die_map_text, placement_json};
+pub use faults::{faults_json, faults_text};
 pub use solution::{solution_json, solution_text};
 pub use svg::die_map_svg;
 

@@ -5,6 +5,7 @@
 
 pub mod decomposition;
 pub mod exhaustive;
+pub mod faults;
 pub mod local;
 pub mod monolithic;
 pub mod place;

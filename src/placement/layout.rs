@@ -320,7 +320,9 @@ pub fn align_ranks(fabric: &Fabric, g: &mut Placement) {
                 .min_by_key(|turned| {
                     partners
                         .iter()
-                        .flat_map(|other| other.iter().zip(turned).map(|(a, b)| fabric.hops(*a, *b)))
+                        .flat_map(|other| {
+                            other.iter().zip(turned).map(|(a, b)| fabric.hops(*a, *b))
+                        })
                         .map(u64::from)
                         .sum::<u64>()
                 })
@@ -337,7 +339,11 @@ pub fn turns(group: &[DeviceId]) -> impl Iterator<Item = Vec<DeviceId>> + '_ {
         let (shift, back) = (v % n.max(1), v >= n);
         (0..n)
             .map(|k| {
-                let i = if back { (shift + n - k) % n } else { (shift + k) % n };
+                let i = if back {
+                    (shift + n - k) % n
+                } else {
+                    (shift + k) % n
+                };
                 group[i]
             })
             .collect()

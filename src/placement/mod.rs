@@ -130,7 +130,9 @@ impl Placement {
         let ok = groups.iter().all(|rep| {
             rep.len() == p
                 && rep.iter().all(|g| {
-                    g.len() == t && g.iter().all(|id| fabric.is_healthy(*id) && used.insert(*id))
+                    g.len() == t
+                        && g.iter()
+                            .all(|id| fabric.is_healthy(*id) && used.insert(*id))
                 })
         });
         ok.then_some(Placement { groups })
@@ -147,9 +149,9 @@ impl Placement {
     /// Every device as `(replica, stage, tensor rank, device)`.
     pub fn devices(&self) -> impl Iterator<Item = (usize, usize, usize, DeviceId)> + '_ {
         self.groups.iter().enumerate().flat_map(|(r, rep)| {
-            rep.iter().enumerate().flat_map(move |(j, g)| {
-                g.iter().enumerate().map(move |(k, id)| (r, j, k, *id))
-            })
+            rep.iter()
+                .enumerate()
+                .flat_map(move |(j, g)| g.iter().enumerate().map(move |(k, id)| (r, j, k, *id)))
         })
     }
 

@@ -168,7 +168,11 @@ fn refit(fabric: &Fabric, g: &mut Placement, r: usize, j: usize) {
         .min_by_key(|turned| {
             partners
                 .iter()
-                .flat_map(|o| o.iter().zip(turned).map(|(a, b)| u64::from(fabric.hops(*a, *b))))
+                .flat_map(|o| {
+                    o.iter()
+                        .zip(turned)
+                        .map(|(a, b)| u64::from(fabric.hops(*a, *b)))
+                })
                 .sum::<u64>()
         })
         .unwrap_or_default();
@@ -197,13 +201,12 @@ pub fn moves(fabric: &Fabric, g: &Placement) -> Vec<Move> {
         out.push(Move::Turn(*s, true));
     }
     if let Fabric::Mesh(m) = fabric {
-        let owner: std::collections::BTreeMap<DeviceId, (usize, usize)> = g
-            .devices()
-            .map(|(r, j, _, id)| (id, (r, j)))
-            .collect();
+        let owner: std::collections::BTreeMap<DeviceId, (usize, usize)> =
+            g.devices().map(|(r, j, _, id)| (id, (r, j))).collect();
         for (&a, ga) in &owner {
             for b in [a + 1, a + m.cols] {
-                let neighbours = (b == a + 1 && b % m.cols != 0) || (b == a + m.cols && b < m.rows * m.cols);
+                let neighbours =
+                    (b == a + 1 && b % m.cols != 0) || (b == a + m.cols && b < m.rows * m.cols);
                 if !neighbours || !fabric.is_healthy(b) {
                     continue;
                 }

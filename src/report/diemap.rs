@@ -56,13 +56,15 @@ pub fn die_map_text(
             out.push_str(&format!("{:>cell$}", labels[id as usize]));
             if c + 1 < m.cols {
                 let east = id + 1;
-                out.push(if !fabric.link_works(id, east) && both_healthy(fabric, id, east) {
-                    'x'
-                } else if owner(id) != owner(east) {
-                    '|'
-                } else {
-                    ' '
-                });
+                out.push(
+                    if !fabric.link_works(id, east) && both_healthy(fabric, id, east) {
+                        'x'
+                    } else if owner(id) != owner(east) {
+                        '|'
+                    } else {
+                        ' '
+                    },
+                );
             }
         }
         out.push('\n');
@@ -157,7 +159,8 @@ pub fn placement_json(fabric: &Fabric, g: &Placement) -> Value {
         let mut links = Vec::new();
         for id in 0..fabric.device_count() {
             for nb in [id + 1, id + m.cols] {
-                let adjacent = (nb == id + 1 && nb % m.cols != 0) || (nb == id + m.cols && nb < fabric.device_count());
+                let adjacent = (nb == id + 1 && nb % m.cols != 0)
+                    || (nb == id + m.cols && nb < fabric.device_count());
                 if adjacent && both_healthy(fabric, id, nb) && !fabric.link_works(id, nb) {
                     links.push([fabric.coord(id), fabric.coord(nb)]);
                 }

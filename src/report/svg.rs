@@ -79,7 +79,10 @@ fn draw(
     root.fill(&WHITE)?;
     let centre = |id: DeviceId| {
         let [r, c] = fabric.coord(id);
-        (left + c as i32 * die + die / 2, top + r as i32 * die + die / 2)
+        (
+            left + c as i32 * die + die / 2,
+            top + r as i32 * die + die / 2,
+        )
     };
     let font = |px: i32| ("sans-serif", px.max(6)).into_font();
     root.draw(&Text::new(
@@ -101,33 +104,56 @@ fn draw(
     let pad = (die / 14).max(1);
     for id in 0..fabric.device_count() {
         let (x, y) = centre(id);
-        let (x0, y0, x1, y1) = (x - die / 2 + pad, y - die / 2 + pad, x + die / 2 - pad, y + die / 2 - pad);
+        let (x0, y0, x1, y1) = (
+            x - die / 2 + pad,
+            y - die / 2 + pad,
+            x + die / 2 - pad,
+            y + die / 2 - pad,
+        );
         if !fabric.is_healthy(id) {
-            root.draw(&Rectangle::new([(x0, y0), (x1, y1)], RGBColor(90, 90, 90).filled()))?;
+            root.draw(&Rectangle::new(
+                [(x0, y0), (x1, y1)],
+                RGBColor(90, 90, 90).filled(),
+            ))?;
             for (a, b) in [((x0, y0), (x1, y1)), ((x0, y1), (x1, y0))] {
                 root.draw(&PathElement::new(vec![a, b], RED.stroke_width(2)))?;
             }
             continue;
         }
         let Some((r, j, k)) = g.position(id) else {
-            root.draw(&Rectangle::new([(x0, y0), (x1, y1)], RGBColor(235, 235, 235).filled()))?;
+            root.draw(&Rectangle::new(
+                [(x0, y0), (x1, y1)],
+                RGBColor(235, 235, 235).filled(),
+            ))?;
             continue;
         };
         let (cr, cg, cb) = PALETTE[j % PALETTE.len()];
-        root.draw(&Rectangle::new([(x0, y0), (x1, y1)], RGBColor(cr, cg, cb).mix(0.55).filled()))?;
+        root.draw(&Rectangle::new(
+            [(x0, y0), (x1, y1)],
+            RGBColor(cr, cg, cb).mix(0.55).filled(),
+        ))?;
         if j as u32 == e.critical_stage {
             root.draw(&Rectangle::new([(x0, y0), (x1, y1)], BLACK.stroke_width(3)))?;
         }
         if let Some(s) = e.stages.get(j) {
             let fill = (s.memory.dram_used_bytes / s.memory.dram_capacity_bytes).clamp(0.0, 1.0);
             let bar = ((y1 - y0) as f64 * fill) as i32;
-            root.draw(&Rectangle::new([(x1 - die / 8, y1 - bar), (x1, y1)], RGBColor(40, 40, 40).mix(0.7).filled()))?;
+            root.draw(&Rectangle::new(
+                [(x1 - die / 8, y1 - bar), (x1, y1)],
+                RGBColor(40, 40, 40).mix(0.7).filled(),
+            ))?;
         }
-        let label = if plan.dp > 1 { format!("{r}:{j}.{k}") } else { format!("{j}.{k}") };
+        let label = if plan.dp > 1 {
+            format!("{r}:{j}.{k}")
+        } else {
+            format!("{j}.{k}")
+        };
         root.draw(&Text::new(
             label,
             (x - die / 16, y),
-            font(die / 5).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Center)),
+            font(die / 5)
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Center)),
         ))?;
     }
     // Links: width by the transfers routed over them; faulty links crossed out in red.
@@ -135,7 +161,8 @@ fn draw(
     let most = loads.values().copied().max().unwrap_or(1).max(1);
     for id in 0..fabric.device_count() {
         for nb in [id + 1, id + m.cols] {
-            let adjacent = (nb == id + 1 && nb % m.cols != 0) || (nb == id + m.cols && nb < fabric.device_count());
+            let adjacent = (nb == id + 1 && nb % m.cols != 0)
+                || (nb == id + m.cols && nb < fabric.device_count());
             if !adjacent || !fabric.is_healthy(id) || !fabric.is_healthy(nb) {
                 continue;
             }
@@ -144,7 +171,10 @@ fn draw(
             if !fabric.link_works(id, nb) {
                 let (mx, my) = ((a.0 + b.0) / 2, (a.1 + b.1) / 2);
                 let s = die / 8;
-                for (p, q) in [((mx - s, my - s), (mx + s, my + s)), ((mx - s, my + s), (mx + s, my - s))] {
+                for (p, q) in [
+                    ((mx - s, my - s), (mx + s, my + s)),
+                    ((mx - s, my + s), (mx + s, my - s)),
+                ] {
                     root.draw(&PathElement::new(vec![p, q], RED.stroke_width(3)))?;
                 }
                 continue;
@@ -152,14 +182,20 @@ fn draw(
             let load = loads.get(&(id, nb)).copied().unwrap_or(0);
             let w = 1 + (7 * load / most) as u32;
             let shade = 200 - (170 * load / most) as u8;
-            root.draw(&PathElement::new(vec![a, b], RGBColor(shade, shade, shade).stroke_width(w)))?;
+            root.draw(&PathElement::new(
+                vec![a, b],
+                RGBColor(shade, shade, shade).stroke_width(w),
+            ))?;
         }
     }
     // Flows between groups: pipeline sends (black) and parking (purple), centre to centre.
     let mid = |r: usize, j: usize| {
         let pts: Vec<(i32, i32)> = g.group(r, j).iter().map(|id| centre(*id)).collect();
         let n = pts.len().max(1) as i32;
-        (pts.iter().map(|p| p.0).sum::<i32>() / n, pts.iter().map(|p| p.1).sum::<i32>() / n)
+        (
+            pts.iter().map(|p| p.0).sum::<i32>() / n,
+            pts.iter().map(|p| p.1).sum::<i32>() / n,
+        )
     };
     for r in 0..g.replicas() {
         for j in 0..g.stages() {
@@ -169,7 +205,13 @@ fn draw(
             for park in &plan.stages[j].park {
                 let to = park.to as usize;
                 if to < g.stages() {
-                    arrow(&root, mid(r, j), mid(r, to), RGBColor(120, 40, 160).stroke_width(2), die)?;
+                    arrow(
+                        &root,
+                        mid(r, j),
+                        mid(r, to),
+                        RGBColor(120, 40, 160).stroke_width(2),
+                        die,
+                    )?;
                 }
             }
         }
@@ -191,10 +233,19 @@ fn draw(
 
 /// The point `d` pixels from `a` toward `b` (axis-aligned neighbours).
 fn toward(a: (i32, i32), b: (i32, i32), d: i32) -> (i32, i32) {
-    (a.0 + d * (b.0 - a.0).signum(), a.1 + d * (b.1 - a.1).signum())
+    (
+        a.0 + d * (b.0 - a.0).signum(),
+        a.1 + d * (b.1 - a.1).signum(),
+    )
 }
 
-fn arrow(root: &Area, a: (i32, i32), b: (i32, i32), style: ShapeStyle, die: i32) -> Result<(), Box<dyn std::error::Error>> {
+fn arrow(
+    root: &Area,
+    a: (i32, i32),
+    b: (i32, i32),
+    style: ShapeStyle,
+    die: i32,
+) -> Result<(), Box<dyn std::error::Error>> {
     if a == b {
         return Ok(());
     }
@@ -209,7 +260,10 @@ fn arrow(root: &Area, a: (i32, i32), b: (i32, i32), style: ShapeStyle, die: i32)
             (f64::from(b.1) - uy * along + ux * across) as i32,
         )
     };
-    root.draw(&Polygon::new(vec![(b.0, b.1), p(s, s / 2.0), p(s, -s / 2.0)], style.color.filled()))?;
+    root.draw(&Polygon::new(
+        vec![(b.0, b.1), p(s, s / 2.0), p(s, -s / 2.0)],
+        style.color.filled(),
+    ))?;
     Ok(())
 }
 
@@ -230,11 +284,21 @@ fn link_loads(fabric: &Fabric, plan: &Plan, g: &Placement) -> HashMap<(DeviceId,
     for r in 0..g.replicas() {
         for j in 0..g.stages() {
             if j + 1 < g.stages() {
-                pairs.extend(g.group(r, j).iter().copied().zip(g.group(r, j + 1).iter().copied()));
+                pairs.extend(
+                    g.group(r, j)
+                        .iter()
+                        .copied()
+                        .zip(g.group(r, j + 1).iter().copied()),
+                );
             }
             for park in &plan.stages[j].park {
                 if (park.to as usize) < g.stages() {
-                    pairs.extend(g.group(r, j).iter().copied().zip(g.group(r, park.to as usize).iter().copied()));
+                    pairs.extend(
+                        g.group(r, j)
+                            .iter()
+                            .copied()
+                            .zip(g.group(r, park.to as usize).iter().copied()),
+                    );
                 }
             }
         }

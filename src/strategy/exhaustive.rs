@@ -159,7 +159,11 @@ fn every_placement(inst: &Instance, c: &ConfigCosts) -> Vec<Placement> {
     let healthy: Vec<u32> = (0..fabric.device_count())
         .filter(|id| fabric.is_healthy(*id))
         .collect();
-    let (d, t, p) = (c.config.dp as usize, c.config.tp as usize, c.config.pp as usize);
+    let (d, t, p) = (
+        c.config.dp as usize,
+        c.config.tp as usize,
+        c.config.pp as usize,
+    );
     let k = d * t * p;
     let count = (0..k as u64)
         .map(|i| healthy.len() as u64 - i.min(healthy.len() as u64))

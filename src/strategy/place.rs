@@ -31,15 +31,7 @@ pub fn place(
         let e = evaluate_with(inst, &plan, costs, g);
         Some((e.step_time_s, g.mean_pipeline_hops(fabric)))
     };
-    let (g, _) = placement::optimize(
-        fabric,
-        start,
-        &mut score,
-        Budget {
-            scores,
-            seed: SEED,
-        },
-    );
+    let (g, _) = placement::optimize(fabric, start, &mut score, Budget { scores, seed: SEED });
     let mut out = plan;
     out.pin(&g, fabric);
     let eval = evaluate_with(inst, &out, costs, &g);

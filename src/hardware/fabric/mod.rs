@@ -289,7 +289,11 @@ mod tests {
     #[test]
     fn a_large_faulted_mesh_routes_on_demand() {
         // 65,536 dies: no table of every pair, only the pairs asked for.
-        let f = wafer(256, 256, "faulty_dies=[[100,101]]\nfaulty_links=[[[7,7],[7,8]]]");
+        let f = wafer(
+            256,
+            256,
+            "faulty_dies=[[100,101]]\nfaulty_links=[[[7,7],[7,8]]]",
+        );
         assert_eq!(f.healthy_count(), 65_535);
         assert!(f.is_connected());
         // Along row 100 across the dead die: two hops more than the straight route.

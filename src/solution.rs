@@ -5,7 +5,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::cost::Evaluation;
-use crate::formulation::{SolverOptions, RELAXATIONS};
+use crate::formulation::{relaxations, SolverOptions};
+use crate::instance::Instance;
 use crate::plan::Plan;
 
 /// How the search ended. One spelling everywhere: tables, JSON and the README print the
@@ -23,6 +24,8 @@ pub enum Status {
     TimeLimit,
     /// A node limit stopped a MIP; the gap says how far it got.
     NodeLimit,
+    /// The user stopped the search (Ctrl-C); the gap says how far it got.
+    Interrupted,
     /// Every configuration was settled, but the real placement's communication costs more than
     /// the MIP's ideal by more than the requested gap (see `relaxations`).
     PlacementGap,
@@ -35,6 +38,7 @@ impl Status {
             Status::Optimal => "optimal",
             Status::TimeLimit => "time_limit",
             Status::NodeLimit => "node_limit",
+            Status::Interrupted => "interrupted",
             Status::PlacementGap => "placement_gap",
         }
     }
@@ -100,9 +104,51 @@ pub struct Solution {
     pub nodes: u64,
     /// Terms the MIP under-estimates.
     pub relaxations: Vec<String>,
+    /// The plans the bound is proven over.
+    pub space: Space,
     pub method: Method,
     /// Seconds from the start to the first feasible plan.
     pub first_plan_s: Option<f64>,
+}
+
+/// The space a lower bound is proven over: what the strategy searched, and the plan fields it
+/// fixes (each with why no plan is lost) or that the instance's limits narrow.
+#[derive(Debug, Clone, Serialize)]
+pub struct Space {
+    pub searched: String,
+    pub fixed: Vec<String>,
+}
+
+impl Space {
+    /// The space of strategy `searched` on an instance (its `[limits]` named).
+    ///
+    /// ```
+    /// let inst = watos::Instance::load(concat!(env!("CARGO_MANIFEST_DIR"), "/instances/gpt3-175b-wafer.toml")).unwrap();
+    /// let s = watos::solution::Space::of(&inst, "every configuration");
+    /// assert!(s.fixed.iter().any(|f| f.contains("ZeRO-1")));
+    /// ```
+    pub fn of(inst: &Instance, searched: &str) -> Self {
+        let mut fixed: Vec<String> = crate::strategy::space::SPACE_NOTES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let l = &inst.limits;
+        for (name, v) in [
+            ("max_micro_batch", l.max_micro_batch),
+            ("max_tp", l.max_tp),
+            ("max_pp", l.max_pp),
+        ] {
+            if let Some(v) = v {
+                fixed.push(format!(
+                    "the instance's [limits] {name} = {v} narrows the space: the bound holds only over plans within it"
+                ));
+            }
+        }
+        Space {
+            searched: searched.to_string(),
+            fixed,
+        }
+    }
 }
 
 /// What a search found and how it stopped, before the gap and status are worked out.
@@ -120,14 +166,27 @@ pub(crate) struct Found {
     pub first_plan_s: Option<f64>,
 }
 
+impl Found {
+    /// Why a search that stopped early stopped: the user, else the clock.
+    pub(crate) fn stop_status() -> Status {
+        if crate::formulation::interrupted() {
+            Status::Interrupted
+        } else {
+            Status::TimeLimit
+        }
+    }
+}
+
 impl Solution {
     /// The gap and status of what a search found: optimal within the target; otherwise stopped by
     /// time or nodes; otherwise the placement relaxation is what keeps the gap open.
     pub(crate) fn conclude(
+        inst: &Instance,
         found: Found,
         solver: &SolverOptions,
         start: Instant,
         method: Method,
+        space: &str,
     ) -> Self {
         let step = found.evaluation.step_time_s;
         let lower_bound_s = found.bound_s.min(step);
@@ -135,7 +194,7 @@ impl Solution {
         let status = if gap <= solver.gap + 1e-12 {
             Status::Optimal
         } else if found.out_of_time {
-            Status::TimeLimit
+            Found::stop_status()
         } else if found.limited {
             if solver.node_limit.is_some() {
                 Status::NodeLimit
@@ -156,7 +215,8 @@ impl Solution {
             mip_plan_step_time_s: found.mip_plan_step_time_s,
             configs: found.configs,
             nodes: found.nodes,
-            relaxations: RELAXATIONS.iter().map(|s| s.to_string()).collect(),
+            relaxations: relaxations(inst.fabric()),
+            space: Space::of(inst, space),
             method,
             first_plan_s: found.first_plan_s,
         }

@@ -132,11 +132,16 @@ fn statuses_are_spelt_alike_in_text_and_json_and_documented() {
         Status::Optimal,
         Status::TimeLimit,
         Status::NodeLimit,
+        Status::Interrupted,
         Status::PlacementGap,
     ] {
         // Fails to compile when a status is added, so that it is documented too.
         match s {
-            Status::Optimal | Status::TimeLimit | Status::NodeLimit | Status::PlacementGap => {}
+            Status::Optimal
+            | Status::TimeLimit
+            | Status::NodeLimit
+            | Status::Interrupted
+            | Status::PlacementGap => {}
         }
         assert!(readme.contains(&format!("| `{s}` |")), "{s} not in README");
     }

@@ -23,6 +23,7 @@ fn opts(gap: f64, local_search: bool) -> SearchOptions {
             time_limit_s: None,
             node_limit: Some(10_000),
             seed: 0,
+            ..SolverOptions::default()
         },
         local_search,
     }

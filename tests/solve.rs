@@ -18,6 +18,7 @@ fn opts(gap: f64, local_search: bool) -> SearchOptions {
             time_limit_s: None,
             node_limit: Some(10_000),
             seed: 0,
+            ..SolverOptions::default()
         },
         local_search,
     }
@@ -151,7 +152,8 @@ fn mip_objective_at_its_plan_is_at_most_the_evaluator_and_says_why() {
         "{relaxed} vs {}",
         eval.step_time_s
     );
-    assert!(watos::formulation::RELAXATIONS[0].contains("tensor-parallel rings"));
+    assert!(watos::formulation::relaxations(inst.fabric())[0]
+        .contains("tensor- and data-parallel rings"));
     // With the placement's own communication the MIP agrees with the evaluator.
     let placement = plan.placement(inst.fabric()).unwrap();
     let exact = StageMip::new(

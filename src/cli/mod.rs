@@ -3,6 +3,7 @@
 mod bench;
 mod evaluate;
 mod faults;
+mod progress;
 mod solve;
 mod validate;
 
@@ -16,6 +17,8 @@ use crate::error::{Error, FieldError};
 use crate::hardware::{AttentionKernel, Hardware};
 use crate::instance::{Instance, Training};
 use crate::workload::Model;
+
+pub use progress::Progress;
 
 /// Plans LLM training on wafer-scale chips: parallelism, recomputation, memory placement, and how
 /// far the plan can be from the best one.
@@ -208,40 +211,6 @@ impl InstanceArgs {
     }
 }
 
-/// The progress of a search: an `indicatif` bar on stderr (hidden when the output is JSON, and by
-/// indicatif itself when stderr is not a terminal).
-pub struct Progress(indicatif::ProgressBar);
-
-impl Progress {
-    /// A bar, shown when `show`.
-    pub fn new(show: bool) -> Self {
-        Progress(if show {
-            indicatif::ProgressBar::new(0)
-        } else {
-            indicatif::ProgressBar::hidden()
-        })
-    }
-}
-
-impl crate::strategy::Observer for Progress {
-    fn start(&self, total: u64, what: &str) {
-        self.0.set_length(total);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
-            "{{spinner}} [{{bar:30}}] {{pos}}/{{len}} {what} {{msg}} ({{elapsed}})"
-        )) {
-            self.0.set_style(style.progress_chars("=> "));
-        }
-    }
-
-    fn advance(&self, n: u64) {
-        self.0.inc(n);
-    }
-
-    fn finish(&self) {
-        self.0.finish_and_clear();
-    }
-}
-
 fn missing(flag: &str) -> Error {
     Error::invalid(
         flag,
@@ -293,6 +262,19 @@ pub(crate) fn print_json(value: &serde_json::Value) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::Solver(format!("cannot write the result as JSON: {e}")))?;
     print(&format!("{text}\n"))
+}
+
+/// The first Ctrl-C asks the search to stop and return the best plan so far with its proven gap
+/// (status `interrupted`); a second one quits at once.
+fn on_ctrl_c() {
+    use std::sync::atomic::Ordering;
+    // Without a handler Ctrl-C still quits, only without the plan found so far.
+    let _ = ctrlc::set_handler(|| {
+        if crate::formulation::INTERRUPTED.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+        eprint("\nwatos: stopping with the best plan so far (Ctrl-C again to quit now)\n");
+    });
 }
 
 /// Writes to standard error, which may be closed too (`2>&-`): nothing else can be done then.
@@ -351,6 +333,7 @@ pub fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let json = cli.command.json();
+    on_ctrl_c();
     let result = match cli.command {
         Command::Evaluate(args) => evaluate::run(&args),
         Command::Solve(args) => solve::run(&args),

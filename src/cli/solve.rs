@@ -12,11 +12,15 @@ use crate::strategy::{self, SearchOptions};
 
 use super::{InstanceArgs, Progress};
 
+/// `watos solve`'s wall-clock budget when neither `--time-limit` nor the instance sets one.
+pub const DEFAULT_TIME_LIMIT_S: f64 = 60.0;
+
 #[derive(Debug, Args)]
 pub struct SolveArgs {
     #[command(flatten)]
     pub instance: InstanceArgs,
-    /// Wall-clock budget in seconds; the best plan found so far is returned with its gap.
+    /// Wall-clock budget in seconds; the best plan found so far is returned with its proven gap
+    /// (so does Ctrl-C). Default: the instance's `time_limit_s`, else 60.
     #[arg(long, allow_negative_numbers = true)]
     pub time_limit: Option<f64>,
     /// Stop once the plan is proven within this relative gap of optimal (0.01 = 1%).
@@ -101,9 +105,14 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
     let solver = SolverOptions {
         gap: args.gap,
         threads: args.threads,
-        time_limit_s: args.time_limit.or(inst.limits.time_limit_s),
+        time_limit_s: Some(
+            args.time_limit
+                .or(inst.limits.time_limit_s)
+                .unwrap_or(DEFAULT_TIME_LIMIT_S),
+        ),
         node_limit: args.node_limit,
         seed: args.seed,
+        ..Default::default()
     };
     let name = if args.exhaustive {
         "exhaustive"

@@ -189,53 +189,64 @@ fn cheapest_layer(c: &ConfigCosts, tp: f64) -> (f64, f64) {
 }
 
 /// A lower bound on the slowest stage's time per micro-batch: layers are whole, every stage holds
-/// at least one per chunk, and each costs at least `layer` (`straddle_extra` more on one stage
-/// of the caller's choosing: the least over the stages is taken). Without the extra: the least
-/// `T` at which `sum_j floor((T - fixed_j) / layer)` stages can hold all the layers.
+/// at least one per chunk, and each costs at least `layer` (`straddle_extra` more on every layer
+/// of one stage of the caller's choosing, a stage whose group spans units: the least over the
+/// stages is taken). The least `T` at which `sum_j floor((T - fixed_j) / cost_j)` stages can hold
+/// all the layers.
 fn slowest_stage(c: &ConfigCosts, fixed: &[f64], layer: f64, straddle_extra: Option<f64>) -> f64 {
-    let (layers, v) = (c.model_layers as f64, c.config.interleave as f64);
-    if !(layer > 0.0) || fixed.is_empty() {
+    if layer.is_nan() || layer <= 0.0 || fixed.is_empty() {
         return 0.0;
     }
-    let floor_all = fixed.iter().map(|f| f + v * layer).fold(0.0, f64::max);
-    match straddle_extra {
-        None => {
-            let holds = |t: f64| {
-                fixed
-                    .iter()
-                    .map(|f| ((t - f) / layer + 1e-9).floor().max(0.0))
-                    .sum::<f64>()
-                    >= layers
-            };
-            let (mut lo, mut hi) = (floor_all, floor_all + layers * layer);
-            if holds(lo) {
-                return lo;
-            }
-            for _ in 0..60 {
-                let mid = 0.5 * (lo + hi);
-                if holds(mid) {
-                    hi = mid;
-                } else {
-                    lo = mid;
-                }
-            }
-            lo
+    let uniform = vec![layer; fixed.len()];
+    let Some(extra) = straddle_extra else {
+        return least_time(c, fixed, &uniform);
+    };
+    // Stages with the same fixed time give the same answer: one try per distinct value.
+    let mut tried: Vec<f64> = Vec::new();
+    let mut best = f64::INFINITY;
+    for (j, f) in fixed.iter().enumerate() {
+        if tried.contains(f) {
+            continue;
         }
-        Some(extra) => {
-            // Balanced without integrality: sum_j (T - f_j) / c_j >= L.
-            let p = fixed.len() as f64;
-            let sum_f: f64 = fixed.iter().sum();
-            let slow = layer + extra;
-            fixed
-                .iter()
-                .map(|f| {
-                    let weight = (p - 1.0) / layer + 1.0 / slow;
-                    let balanced = (layers + (sum_f - f) / layer + f / slow) / weight;
-                    balanced.max(f + v * slow).max(floor_all)
-                })
-                .fold(f64::INFINITY, f64::min)
+        tried.push(*f);
+        let mut cost = uniform.clone();
+        cost[j] = layer + extra.max(0.0);
+        best = best.min(least_time(c, fixed, &cost));
+    }
+    best
+}
+
+/// The least `T` with `T >= fixed_j + v cost_j` for every stage and `sum_j floor((T - fixed_j) /
+/// cost_j) >= layers`: whole layers of `cost_j` each fill the stages up to `T`.
+fn least_time(c: &ConfigCosts, fixed: &[f64], cost: &[f64]) -> f64 {
+    let (layers, v) = (c.model_layers as f64, c.config.interleave as f64);
+    let holds = |t: f64| {
+        fixed
+            .iter()
+            .zip(cost)
+            .map(|(f, k)| ((t - f) / k + 1e-9).floor().max(0.0))
+            .sum::<f64>()
+            >= layers
+    };
+    let lo = fixed
+        .iter()
+        .zip(cost)
+        .map(|(f, k)| f + v * k)
+        .fold(0.0, f64::max);
+    let widest = cost.iter().copied().fold(0.0, f64::max);
+    let (mut lo, mut hi) = (lo, lo + layers * widest);
+    if holds(lo) {
+        return lo;
+    }
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if holds(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
         }
     }
+    lo
 }
 
 /// The least tail any one stage can have under `comm`: some stage holding at least one layer per

@@ -253,6 +253,12 @@ pub struct UnitComm {
     pub min_units: u32,
     /// Units one straddling group touches at most, less one.
     pub straddle_weight: u32,
+    /// The tied-embedding reduction between the first and last stage's groups when they are in
+    /// different units.
+    pub tied_across_s: f64,
+    /// Bytes/s of a parking transfer between two stages' groups inside one unit, and across.
+    pub park_inside_bw: f64,
+    pub park_across_bw: f64,
     /// The placements this covers.
     pub class: UnitClass,
 }
@@ -307,6 +313,13 @@ impl UnitComm {
             aligned_sends_cross: 2 * t > size,
             min_units: devices.div_ceil(u64::from(size)).min(u64::from(u32::MAX)) as u32,
             straddle_weight: t.min(units.count).saturating_sub(1),
+            tied_across_s: c.tied_sync_s(fabric.ideal_ring_across(2, 1, 1)),
+            park_inside_bw: c
+                .dram_bw_eff
+                .min(fabric.ideal_flow_inside().bw_bytes_per_s * eff),
+            park_across_bw: c
+                .dram_bw_eff
+                .min(fabric.ideal_flow_across(1).bw_bytes_per_s * eff),
             class: UnitClass::Any,
         })
     }
@@ -318,6 +331,8 @@ impl UnitComm {
 pub struct Classes {
     pub straddles: Vec<bool>,
     pub crosses: Vec<bool>,
+    /// The send from the last stage back to the first (interleaving) crosses units.
+    pub wraps: bool,
 }
 
 impl Classes {
@@ -327,23 +342,28 @@ impl Classes {
         let unit = |id: &DeviceId| fabric.unit_of(*id);
         let mut straddles = vec![false; p];
         let mut crosses = vec![false; p.saturating_sub(1)];
+        let mut wraps = false;
         for r in 0..g.replicas() {
             for j in 0..p {
                 let group = g.group(r, j);
                 if group.iter().any(|d| unit(d) != unit(&group[0])) {
                     straddles[j] = true;
                 }
-                if j + 1 < p
-                    && group
-                        .iter()
-                        .zip(g.group(r, j + 1))
-                        .any(|(a, b)| unit(a) != unit(b))
-                {
-                    crosses[j] = true;
+                let next = g.group(r, (j + 1) % p);
+                if group.iter().zip(next).any(|(a, b)| unit(a) != unit(b)) {
+                    if j + 1 < p {
+                        crosses[j] = true;
+                    } else {
+                        wraps = true;
+                    }
                 }
             }
         }
-        Classes { straddles, crosses }
+        Classes {
+            straddles,
+            crosses,
+            wraps,
+        }
     }
 }
 

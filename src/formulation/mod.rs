@@ -12,8 +12,8 @@ use good_lp::Expression;
 
 use crate::cost::Scalar;
 
-pub use solver::{RawStatus, SolverOptions};
-pub use stage_mip::{MipComm, StageMip, StageMipResult, RELAXATIONS};
+pub use solver::{interrupted, RawStatus, SolverOptions, INTERRUPTED};
+pub use stage_mip::{relaxations, MipComm, StageMip, StageMipResult};
 
 pub(crate) use block::ConfigBlock;
 pub(crate) use model::Model;

@@ -7,14 +7,14 @@
 //! all zeros (implied by its own rows, no big-M), at `z_k = 1` it is the stand-alone MIP. The
 //! variables are disaggregated per configuration: the LP relaxation of the union is the convex
 //! hull of the blocks' LP relaxations, as strong as solving each block's LP. The one relaxation
-//! is the stand-alone MIP's ([`RELAXATIONS`]): communication at the best any placement allows.
+//! is the stand-alone MIP's ([`relaxations`]): communication at the best any placement allows.
 //!
 //! Units: HiGHS's tolerances are absolute, so time is measured in one unit common to every block
 //! (the smallest cheap bound among the candidates: the optimum is then about 1), memory in one
 //! device's DRAM, which all configurations share.
 //!
 //! [`StageMip`]: super::StageMip
-//! [`RELAXATIONS`]: super::RELAXATIONS
+//! [`relaxations`]: super::relaxations
 
 use good_lp::{constraint, variable, Expression, Variable};
 

@@ -4,7 +4,51 @@
 use good_lp::solvers::highs::HighsProblem;
 use highs::HighsModelStatus;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::error::Error;
+
+/// Set by a Ctrl-C handler (the command line installs one): a running MIP stops at HiGHS's next
+/// interrupt check and searches return the best plan so far with its proven gap.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the user asked the search to stop.
+///
+/// ```
+/// assert!(!watos::formulation::interrupted());
+/// ```
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+/// HiGHS's MIP interrupt callback (`kHighsCallbackMipInterrupt`): asks HiGHS to stop when the user
+/// did. HiGHS polls it between nodes, so Ctrl-C does not wait for a long MIP to end.
+unsafe extern "C" fn on_callback(
+    kind: std::os::raw::c_int,
+    _message: *const std::os::raw::c_char,
+    _out: *const highs_sys::HighsCallbackDataOut,
+    input: *mut highs_sys::HighsCallbackDataIn,
+    _user: *mut std::os::raw::c_void,
+) {
+    if kind == MIP_INTERRUPT as std::os::raw::c_int && interrupted() && !input.is_null() {
+        // SAFETY: HiGHS passes a valid, exclusive pointer to its input data for the callback's
+        // duration (checked non-null above).
+        unsafe { (*input).user_interrupt = 1 };
+    }
+}
+
+/// `kHighsCallbackMipInterrupt` in HiGHS's C API.
+const MIP_INTERRUPT: highs_sys::HighsInt = 6;
+
+fn install_interrupt(model: &mut highs::Model) {
+    let ptr = model.as_mut_ptr();
+    // SAFETY: `ptr` is the live model; the callback is a plain function and takes no user data,
+    // so nothing it reads can dangle. A failure only loses Ctrl-C's promptness.
+    unsafe {
+        highs_sys::Highs_setCallback(ptr, Some(on_callback), std::ptr::null_mut());
+        highs_sys::Highs_startCallback(ptr, MIP_INTERRUPT);
+    }
+}
 
 /// How hard to solve. Tests use `node_limit` and one thread so that results repeat; users get
 /// time limits.
@@ -17,6 +61,8 @@ pub struct SolverOptions {
     pub time_limit_s: Option<f64>,
     pub node_limit: Option<u64>,
     pub seed: i32,
+    /// Solve the LP relaxation only (integrality dropped): a bound in milliseconds.
+    pub lp_relaxation: bool,
 }
 
 impl Default for SolverOptions {
@@ -27,6 +73,7 @@ impl Default for SolverOptions {
             time_limit_s: None,
             node_limit: None,
             seed: 0,
+            lp_relaxation: false,
         }
     }
 }
@@ -76,25 +123,8 @@ pub fn solve_tuned(
     let mut model = problem
         .try_into_inner()
         .map_err(|e| Error::Solver(format!("building the model: {e}")))?;
-    if std::env::var_os("WATOS_HIGHS_LOG").is_none() {
-        model.make_quiet();
-    } else {
-        let _ = model.try_set_option("output_flag", true);
-        let _ = model.try_set_option("log_to_console", true);
-    }
-    if let Ok(extra) = std::env::var("WATOS_HIGHS_OPTS") {
-        for kv in extra.split(',') {
-            if let Some((k, v)) = kv.split_once('=') {
-                if let Ok(x) = v.parse::<i32>() {
-                    let _ = model.try_set_option(k, x);
-                } else if let Ok(x) = v.parse::<f64>() {
-                    let _ = model.try_set_option(k, x);
-                } else {
-                    let _ = model.try_set_option(k, v);
-                }
-            }
-        }
-    }
+    model.make_quiet();
+    install_interrupt(&mut model);
     let set = |m: &mut highs::Model, name: &str, r: Result<(), highs::TrySetOptionError>| {
         let _ = m;
         r.map_err(|_| Error::Solver(format!("HiGHS rejected option {name}")))
@@ -117,7 +147,14 @@ pub fn solve_tuned(
         let r = model.try_set_option("mip_max_nodes", n.min(i32::MAX as u64) as i32);
         set(&mut model, "mip_max_nodes", r)?;
     }
-    if let Some(c) = cutoff.filter(|c| c.is_finite()) {
+    if opts.lp_relaxation {
+        // Small LPs solve faster than presolve can shrink them.
+        let r = model.try_set_option("solve_relaxation", true);
+        set(&mut model, "solve_relaxation", r)?;
+        let r = model.try_set_option("presolve", "off");
+        set(&mut model, "presolve", r)?;
+    }
+    if let Some(c) = cutoff.filter(|c| c.is_finite() && !opts.lp_relaxation) {
         let r = model.try_set_option("objective_bound", c);
         set(&mut model, "objective_bound", r)?;
     }
@@ -139,6 +176,8 @@ pub fn solve_tuned(
         .unwrap_or(f64::NEG_INFINITY);
     let nodes = node_count(&solved);
     let (status, dual_bound) = match status {
+        // The LP's optimum is its bound (HiGHS reports no MIP dual bound for it).
+        HighsModelStatus::Optimal if opts.lp_relaxation => (RawStatus::Optimal, objective),
         HighsModelStatus::Optimal => (
             RawStatus::Optimal,
             if reported_bound.is_finite() {

@@ -13,7 +13,7 @@
 //!
 //! Objective: the evaluator's step time, `sum_j tau_j / v + (m - 1/v) tau_max + tail_max`, with
 //! communication at the best any placement allows ([`IdealComm`]): the one relaxation,
-//! named in [`RELAXATIONS`]. HiGHS's tolerances are absolute, so the MIP measures time in units of
+//! named by [`relaxations`]. HiGHS's tolerances are absolute, so the MIP measures time in units of
 //! one stage's time per micro-batch and memory in units of one device's DRAM: a toy model
 //! and GPT-3 then look alike to the solver.
 //!
@@ -36,10 +36,30 @@ use super::block::ConfigBlock;
 use super::model::Model;
 use super::solver::{RawStatus, SolverOptions};
 
-/// Terms the MIP under-estimates (and why the bound stays valid).
-pub const RELAXATIONS: &[&str] = &[
-    "placement: tensor-parallel rings at the best a mesh allows (a bidirectional ring on neighbour links, one hop per step), pipeline sends over one uncontended hop, parking transfers at the slower of DRAM and one link no other transfer shares, data-parallel rings likewise; the evaluator charges the real routes, hops and shared links of the chosen placement, which can only be slower",
-];
+/// Terms the MIP under-estimates on a fabric, and why the bound stays valid: the MIP charges
+/// communication at the best a placement of the stage's class allows (its groups inside one
+/// node or wafer, or spanning several), the evaluator the real routes of the chosen placement.
+///
+/// ```
+/// let hw = watos::Hardware::load(concat!(env!("CARGO_MANIFEST_DIR"), "/hardware/dgx-a100-80gb.toml")).unwrap();
+/// let fabric = watos::hardware::Fabric::new(&hw).unwrap();
+/// let r = watos::formulation::relaxations(&fabric);
+/// assert!(r[0].contains("NVLink") && !r[0].contains("mesh"));
+/// ```
+pub fn relaxations(fabric: &Fabric) -> Vec<String> {
+    let text = match fabric {
+        Fabric::Cluster(_) => "placement: each collective at the best its group's size allows (inside a node at the NVLink rate, a group larger than a node across as few nodes as it must, at the network rate), pipeline sends and parking transfers over the fastest link a stage pair could share, and no two groups contending for a node's network links; the evaluator charges the real node-major placement, which can only be slower".to_string(),
+        Fabric::Mesh(m) => {
+            let mut t = "placement: tensor- and data-parallel rings at the best a mesh allows (a bidirectional ring on neighbour links, one hop per step), pipeline sends over one uncontended hop, parking transfers at the slower of DRAM and one link no other transfer shares".to_string();
+            if m.wafers() > 1 {
+                t.push_str(", and a group that spans wafers crossing as few wafer boundaries as its size forces, at the boundary's whole wafer-to-wafer bandwidth");
+            }
+            t.push_str("; the evaluator charges the real routes, hops and shared links of the chosen placement, which can only be slower");
+            t
+        }
+    };
+    vec![text]
+}
 
 /// The communication a MIP charges: per stage, and per pair of stages for parking.
 #[derive(Debug, Clone)]
@@ -152,6 +172,17 @@ impl<'a> StageMip<'a> {
             status: solved.raw.status,
             nodes: solved.raw.nodes,
         })
+    }
+
+    /// The optimum of the LP relaxation: a lower bound on every plan of the configuration (under
+    /// this MIP's communication), in milliseconds; `+inf` when even the LP is infeasible.
+    pub fn lp_bound(self, opts: &SolverOptions) -> Result<f64, Error> {
+        let o = SolverOptions {
+            lp_relaxation: true,
+            node_limit: None,
+            ..*opts
+        };
+        self.solve(&o, None).map(|r| r.bound_s)
     }
 
     /// The MIP objective at a plan of this configuration (its layers, modes, tiers and parking),

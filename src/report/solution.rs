@@ -13,6 +13,7 @@ fn status_meaning(status: Status) -> &'static str {
         Status::Optimal => "the plan is proven within the gap target of the best plan",
         Status::TimeLimit => "the time limit stopped the search; the gap says how far it got",
         Status::NodeLimit => "the node limit stopped a MIP; the gap says how far it got",
+        Status::Interrupted => "Ctrl-C stopped the search; the gap says how far it got",
         Status::PlacementGap => {
             "every configuration was settled, but the plan's real placement communicates more slowly than the best placement the bound assumes, by more than the gap target"
         }
@@ -38,7 +39,7 @@ pub fn solution_text(inst: &Instance, sol: &Solution, view: &View) -> String {
     out.push_str(&format!("{t}\n"));
     out.push_str(&view.wrap(
         &format!(
-            "No plan steps faster than the lower bound; gap = (step time - bound) / step time. {}: {}.",
+            "No plan of the space searched (--verbose shows it) steps faster than the lower bound; gap = (step time - bound) / step time. {}: {}.",
             sol.status,
             status_meaning(sol.status)
         ),
@@ -74,11 +75,19 @@ fn diagnostics(sol: &Solution, view: &View) -> String {
             fmt_s(sol.mip_plan_step_time_s)
         ),
         format!("branch-and-bound nodes: {}", sol.nodes),
+        format!(
+            "first plan after: {}",
+            sol.first_plan_s.map_or("-".to_string(), fmt_s)
+        ),
     ] {
         out.push_str(&view.wrap(&format!("  {line}"), "    "));
     }
     for r in &sol.relaxations {
         out.push_str(&view.wrap(&format!("  relaxation: {r}"), "    "));
+    }
+    out.push_str(&view.wrap(&format!("  space searched: {}", sol.space.searched), "    "));
+    for f in &sol.space.fixed {
+        out.push_str(&view.wrap(&format!("  fixed: {f}"), "    "));
     }
     out
 }
@@ -106,6 +115,11 @@ pub fn solution_json(inst: &Instance, sol: &Solution) -> Value {
         obj.insert("nodes".into(), json!(sol.nodes));
         obj.insert("relaxations".into(), json!(sol.relaxations));
         obj.insert("method".into(), json!(sol.method));
+        obj.insert("first_plan_s".into(), json!(sol.first_plan_s));
+        obj.insert(
+            "space".into(),
+            serde_json::to_value(&sol.space).unwrap_or_default(),
+        );
     }
     v
 }

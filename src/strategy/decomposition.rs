@@ -9,7 +9,6 @@
 //! bound is that least open bound. MIPs at the head of the frontier are solved a batch at a time
 //! on rayon's threads, each with the same cutoff, so results do not depend on timing.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -34,7 +33,7 @@ impl super::Strategy for Decomposition {
     }
 
     fn space(&self) -> &'static str {
-        "every configuration (data, tensor, pipeline degrees, every micro-batch, interleaving); per stage its layers, the recomputation of each layer, weights in SRAM or DRAM, and bytes parked on every other stage"
+        SPACE
     }
 
     fn solve(
@@ -47,9 +46,11 @@ impl super::Strategy for Decomposition {
     }
 }
 
-/// Set by a Ctrl-C handler (the command line installs one): the search stops at the next
-/// configuration and returns the best plan so far with its gap.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The space the decomposition (and the monolithic MIP, and enumeration) search.
+pub const SPACE: &str = "every configuration (data, tensor, pipeline degrees, every micro-batch, interleaving); per stage its layers, the recomputation of each layer, weights in SRAM or DRAM, and bytes parked on every other stage";
+
+/// The first time slice of one MIP (seconds); each return gets four times the last.
+const MIP_SLICE_S: f64 = 0.5;
 
 /// The incumbent: best evaluated plan so far.
 struct Best {
@@ -67,7 +68,10 @@ struct Run<'a> {
     best: Option<Best>,
     first_plan_s: Option<f64>,
     nodes: u64,
+    /// A node limit stopped some MIP.
     limited: bool,
+    /// The user set a node limit (else MIPs run in time slices).
+    node_limited: bool,
     solved: usize,
 }
 
@@ -79,7 +83,7 @@ impl Run<'_> {
     }
 
     fn stopped(&self) -> bool {
-        INTERRUPTED.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+        crate::formulation::interrupted() || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     fn options(&self, base: &SolverOptions, gap: f64) -> SolverOptions {
@@ -134,7 +138,7 @@ impl Run<'_> {
     fn absorb(&mut self, costs: &ConfigCosts, res: StageMipResult) -> Result<f64, Error> {
         self.nodes += res.nodes;
         self.solved += 1;
-        if res.status == RawStatus::Limit {
+        if res.status == RawStatus::Limit && self.node_limited {
             self.limited = true;
         }
         if let Some(raw) = res.plan {
@@ -173,6 +177,7 @@ pub fn solve(
         first_plan_s: None,
         nodes: 0,
         limited: false,
+        node_limited: opts.solver.node_limit.is_some(),
         solved: 0,
     };
     observer.start(frontier.total as u64, "configurations");
@@ -183,6 +188,8 @@ pub fn solve(
     let mut settled = std::collections::HashSet::new();
     // Configurations whose MIP was solved tighter already: what is left is the placement gap.
     let mut tightened = std::collections::HashSet::new();
+    // Time slices a configuration's MIP has used up.
+    let mut slices = std::collections::HashMap::new();
     while !run.stopped() {
         let goal = run.incumbent() * (1.0 - target);
         if frontier.least_bound() >= goal {
@@ -203,26 +210,39 @@ pub fn solve(
                 }
             }
             Refinement::Quick => {
-                let mut todo = vec![e];
-                while todo.len() < batch {
-                    let more = frontier.pop();
-                    match more {
-                        Some(m) if m.refinement == Refinement::Quick && m.bound_s < goal => {
-                            todo.push(m)
-                        }
-                        Some(m) => {
-                            frontier.push(&m, m.bound_s, m.refinement);
-                            break;
-                        }
-                        None => break,
-                    }
-                }
+                // The LP relaxations of the next few, at once: milliseconds each, and they rule
+                // out most configurations the cheap bound could not.
+                let todo = take_batch(&mut frontier, e, batch * 8, goal);
                 let o = run.options(&opts.solver, target / 2.0);
+                for (e, lp) in todo.iter().zip(lp_batch(inst, &todo, &o)) {
+                    frontier.push(e, lp?, Refinement::Lp);
+                }
+            }
+            Refinement::Lp => {
+                let todo = take_batch(&mut frontier, e, batch, goal);
+                let mut o = run.options(&opts.solver, target / 2.0);
+                // Without a node limit, no one MIP may hold the search: it gets a time slice,
+                // and comes back with a longer one if its bound still matters.
+                let slice = opts.solver.node_limit.is_none().then(|| {
+                    let tries = todo
+                        .iter()
+                        .map(|e| slices.get(&e.index).copied().unwrap_or(0));
+                    MIP_SLICE_S * 4f64.powi(tries.max().unwrap_or(0) as i32)
+                });
+                if let Some(slice) = slice {
+                    o.time_limit_s = Some(o.time_limit_s.map_or(slice, |t| t.min(slice)));
+                }
                 let cutoff = run.incumbent();
                 let results = solve_batch(inst, &todo, &o, cutoff);
                 for (e, res) in todo.iter().zip(results) {
                     let (costs, res) = res?;
+                    let sliced = slice.is_some() && res.status == RawStatus::Limit;
                     let bound = run.absorb(&costs, res)?;
+                    if sliced {
+                        *slices.entry(e.index).or_insert(0) += 1;
+                        frontier.push(e, bound, Refinement::Lp);
+                        continue;
+                    }
                     frontier.push(e, bound, Refinement::Solved);
                     if settled.insert(e.index / 3) {
                         observer.advance(1);
@@ -298,6 +318,7 @@ pub fn solve(
         local::refine_if(opts.local_search, inst, &best.costs, best.plan, best.eval);
     let solved = run.solved.min(frontier.total);
     Ok(Solution::conclude(
+        inst,
         Found {
             plan,
             evaluation,
@@ -320,7 +341,39 @@ pub fn solve(
         &opts.solver,
         start,
         Method::Decomposition,
+        SPACE,
     ))
+}
+
+/// `first` and the entries after it at the same refinement whose bound is below `goal`, up to
+/// `max` in all.
+fn take_batch(frontier: &mut Frontier, first: Entry, max: usize, goal: f64) -> Vec<Entry> {
+    let level = first.refinement;
+    let mut todo = vec![first];
+    while todo.len() < max {
+        match frontier.pop() {
+            Some(m) if m.refinement == level && m.bound_s < goal => todo.push(m),
+            Some(m) => {
+                frontier.push(&m, m.bound_s, m.refinement);
+                break;
+            }
+            None => break,
+        }
+    }
+    todo
+}
+
+/// The LP relaxations of some configurations' MIPs at once.
+fn lp_batch(inst: &Instance, entries: &[Entry], opts: &SolverOptions) -> Vec<Result<f64, Error>> {
+    entries
+        .par_iter()
+        .map(|e| {
+            let costs = ConfigCosts::new(inst, e.config);
+            let mut comm = MipComm::ideal(inst, &costs);
+            comm.units = comm.units.map(|u| u.covering(e.class));
+            StageMip::new(&costs, comm, None).lp_bound(opts)
+        })
+        .collect()
 }
 
 /// Solves the MIPs of some configurations at once, each with the same options and cutoff.
@@ -336,22 +389,8 @@ fn solve_batch(
             let costs = ConfigCosts::new(inst, e.config);
             let mut comm = MipComm::ideal(inst, &costs);
             comm.units = comm.units.map(|u| u.covering(e.class));
-            let t = Instant::now();
             let res = StageMip::new(&costs, comm, None)
                 .solve(opts, cutoff.is_finite().then_some(cutoff))?;
-            if std::env::var_os("WATOS_TRACE").is_some() {
-                eprintln!(
-                    "MIP {:?} {:?} q={:.4} -> bound {:.4} obj {:.4} {:?} nodes {} in {:?}",
-                    e.config,
-                    e.class,
-                    e.bound_s,
-                    res.bound_s,
-                    res.objective_s,
-                    res.status,
-                    res.nodes,
-                    t.elapsed()
-                );
-            }
             Ok((costs, res))
         })
         .collect()

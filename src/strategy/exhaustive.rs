@@ -11,7 +11,7 @@ use itertools::Itertools;
 
 use crate::cost::{evaluate_ideal, evaluate_with, plan_error, ConfigCosts, Evaluation};
 use crate::error::{Error, InfeasibleReason};
-use crate::formulation::{MipComm, SolverOptions, StageMip, RELAXATIONS};
+use crate::formulation::{relaxations, MipComm, SolverOptions, StageMip};
 use crate::hardware::Fabric;
 use crate::instance::Instance;
 use crate::placement::Placement;
@@ -39,9 +39,9 @@ impl super::Strategy for Exhaustive {
         &self,
         inst: &Instance,
         opts: &SearchOptions,
-        _observer: &dyn Observer,
+        observer: &dyn Observer,
     ) -> Result<Solution, Error> {
-        solve(inst, &opts.solver)
+        solve_observed(inst, &opts.solver, observer)
     }
 }
 
@@ -50,7 +50,23 @@ pub const MAX_PLANS: u64 = 2_000_000;
 
 /// Enumerates every plan of the space.
 pub fn solve(inst: &Instance, solver: &SolverOptions) -> Result<Solution, Error> {
+    solve_observed(inst, solver, &super::Silent)
+}
+
+/// [`solve`], watched. A time limit or Ctrl-C stops it between configurations; the plan is then
+/// the best enumerated so far and the bound the least over what was enumerated and the cheap
+/// bounds of the configurations not reached.
+pub fn solve_observed(
+    inst: &Instance,
+    solver: &SolverOptions,
+    observer: &dyn Observer,
+) -> Result<Solution, Error> {
     let start = Instant::now();
+    let deadline = solver
+        .time_limit_s
+        .map(|t| start + std::time::Duration::from_secs_f64(t.clamp(0.0, 1e9)));
+    let stopped =
+        || crate::formulation::interrupted() || deadline.is_some_and(|d| Instant::now() >= d);
     let mut frontier = Frontier::new(inst);
     let cands = next_candidates(inst, &mut frontier, usize::MAX);
     let (rejected, closest) = (frontier.memory_infeasible, frontier.closest.take());
@@ -59,20 +75,33 @@ pub fn solve(inst: &Instance, solver: &SolverOptions) -> Result<Solution, Error>
         .iter()
         .map(|c| layouts_count(&c.costs.layout, c.costs.config.pp))
         .fold(0u64, u64::saturating_add);
-    if total > MAX_PLANS {
+    // Without a limit a huge space would never end; with one, enumeration stops at it.
+    if total > MAX_PLANS && solver.time_limit_s.is_none() {
         return Err(Error::invalid(
             "--exhaustive",
             format!("the space holds about {total} plans, more than the {MAX_PLANS} enumeration allows"),
-            "use `watos solve` without --exhaustive (the MIP proves its gap), or a smaller instance",
+            "use `watos solve` without --exhaustive (the MIP proves its gap), give a --time-limit, or a smaller instance",
         ));
     }
     let mut best: Option<(Evaluation, Plan)> = None;
     let mut bound = f64::INFINITY;
     let lp = SolverOptions {
         gap: 0.0,
+        time_limit_s: None,
         ..*solver
     };
+    observer.start(cands.len() as u64, "configurations");
+    let mut done = 0;
+    let mut first_plan_s = None;
     for cand in &cands {
+        if stopped() {
+            break;
+        }
+        done += 1;
+        observer.advance(1);
+        if let Some(b) = &best {
+            observer.status(b.0.step_time_s, bound.min(b.0.step_time_s));
+        }
         let c = &cand.costs;
         let p = c.config.pp;
         let placements = every_placement(inst, c);
@@ -103,12 +132,28 @@ pub fn solve(inst: &Instance, solver: &SolverOptions) -> Result<Solution, Error>
                     .as_ref()
                     .is_none_or(|b| eval.step_time_s < b.0.step_time_s)
                 {
+                    first_plan_s.get_or_insert_with(|| start.elapsed().as_secs_f64());
                     best = Some((eval, plan));
                 }
             }
         }
     }
+    observer.finish();
+    let out_of_time = done < cands.len();
+    // What was not enumerated is bounded by its cheap bound.
+    for cand in &cands[done..] {
+        bound = bound.min(cand.bound_s);
+    }
     let Some((evaluation, plan)) = best else {
+        if out_of_time {
+            return Err(super::no_plan(
+                inst,
+                closest,
+                true,
+                done,
+                cands.len() + rejected,
+            ));
+        }
         let reason = if cands.is_empty() {
             InfeasibleReason::Aggregate
         } else {
@@ -125,25 +170,34 @@ pub fn solve(inst: &Instance, solver: &SolverOptions) -> Result<Solution, Error>
         _ => (plan, evaluation),
     };
     let lower_bound_s = bound.min(evaluation.step_time_s);
+    let gap = (evaluation.step_time_s - lower_bound_s) / evaluation.step_time_s;
     Ok(Solution {
-        gap: (evaluation.step_time_s - lower_bound_s) / evaluation.step_time_s,
+        gap,
         mip_objective_s: lower_bound_s,
         mip_plan_step_time_s: evaluation.step_time_s,
         plan,
         evaluation,
         lower_bound_s,
-        status: Status::Optimal,
+        status: if out_of_time && gap > solver.gap {
+            crate::solution::Found::stop_status()
+        } else {
+            Status::Optimal
+        },
         solve_time_s: start.elapsed().as_secs_f64(),
         configs: ConfigStats {
             total: cands.len() + rejected,
             memory_infeasible: rejected,
-            solved: cands.len(),
-            pruned: 0,
+            solved: done,
+            pruned: cands.len() - done,
         },
         nodes: 0,
-        relaxations: RELAXATIONS.iter().map(|s| s.to_string()).collect(),
+        relaxations: relaxations(inst.fabric()),
+        space: crate::solution::Space::of(
+            inst,
+            "the decomposition's space, every plan enumerated (parking by LP)",
+        ),
         method: Method::Exhaustive,
-        first_plan_s: None,
+        first_plan_s,
     })
 }
 

@@ -184,6 +184,7 @@ pub fn solve_with(
     let (plan, evaluation) =
         local::refine_if(opts.local_search, inst, &best.costs, best.plan, best.eval);
     let solution = Solution::conclude(
+        inst,
         Found {
             plan,
             evaluation,
@@ -206,6 +207,7 @@ pub fn solve_with(
         &opts.solver,
         start,
         Method::Monolithic,
+        super::decomposition::SPACE,
     );
     Ok((solution, size))
 }

@@ -141,6 +141,9 @@ pub enum Refinement {
     Compute,
     /// The stage model's cheap bound ([`quick_bound`]).
     Quick,
+    /// The MIP's LP relaxation was solved (milliseconds), or its MIP stopped at a time slice:
+    /// the MIP comes next.
+    Lp,
     /// A MIP was solved; the bound is its dual bound.
     Solved,
 }

@@ -78,8 +78,8 @@ pub fn params(m: &Model) -> LayerParams {
 }
 
 /// Forward FLOPs per token of the attention core (scores and weighted sum), as `kernel` computes
-/// it, generalised to head sizes and windows: each query meets `pairs` keys, `2 pairs (heads d_qk
-/// + heads d_v)`. An unfused kernel computes the full rectangle, `window` keys per query (`4 s h`
+/// it, generalised to head sizes and windows: each query meets `pairs` keys, `2 pairs (heads
+/// d_qk + heads d_v)`. An unfused kernel computes the full rectangle, `window` keys per query (`4 s h`
 /// for GPT: Megatron-LM's count, arXiv 2104.04473 eq. 3); FlashAttention skips the masked blocks
 /// and computes the causal band only ([`causal_pairs`]). Model FLOPs count the same, so MFU never
 /// exceeds HFU nor 100%. A window at least the sequence length is the sequence.

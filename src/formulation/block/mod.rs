@@ -42,12 +42,19 @@ pub(crate) struct ConfigBlock<'a> {
     /// (`cumulative[j][b]`, `reach[j][b]`), for models of several blocks.
     cumulative: Vec<Vec<Variable>>,
     reach: Vec<Vec<Option<Variable>>>,
+    /// Most bytes one stage can park on any one other stage, by kind (activations, optimizer).
+    park_cap: Vec<[f64; 2]>,
     /// Bytes parked from `j` on `i`, in memory units: `park[kind][j][i]`.
     park: [Vec<Vec<Option<Variable>>>; 2],
     /// Placement classes on a fabric of units: `straddle[j]` (stage `j` has a group spanning
     /// units), `cross[j]` (the send `j -> j + 1` crosses units).
     straddle: Vec<Straddle>,
     cross: Vec<Variable>,
+    /// With interleaving, whether the send from the last stage back to the first crosses units.
+    wrap: Option<Variable>,
+    /// `partner[j]`: an aligned stage shares units with a pipeline neighbour or a parking partner
+    /// (where that is possible at all: two groups fit a unit).
+    partner: Vec<Option<Variable>>,
     tau_max: Variable,
     tail_max: Variable,
     /// Each stage's time per micro-batch, in time units.
@@ -203,6 +210,7 @@ impl<'a> ConfigBlock<'a> {
         let max_params = largest(&|k| k.params);
         let mut park: [Vec<Vec<Option<Variable>>>; 2] =
             [vec![vec![None; p]; p], vec![vec![None; p]; p]];
+        let mut park_cap = Vec::with_capacity(p);
         for j in 0..p {
             let ju = j as u32;
             let most = [
@@ -216,11 +224,25 @@ impl<'a> ConfigBlock<'a> {
                     table[j][i] = Some(model.add(variable().min(0.0).max(ub)));
                 }
             }
+            park_cap.push(most.map(|ub| ub * mem_unit));
         }
         let cross: Vec<Variable> = match &comm.units {
             Some(_) => (1..p).map(|_| model.add(variable().binary())).collect(),
             None => Vec::new(),
         };
+        let wrap = (comm.units.is_some() && p > 1 && c.interleave > 1)
+            .then(|| model.add(variable().binary()));
+        let partner: Vec<Option<Variable>> = (0..p)
+            .map(|j| {
+                let aligned = matches!(straddle.get(j), Some(Straddle::No));
+                let room = comm
+                    .units
+                    .as_ref()
+                    .is_some_and(|u| u.dp_packed[1].is_some());
+                (aligned && room && p > 1 && fixed.is_none())
+                    .then(|| model.add(variable().binary()))
+            })
+            .collect();
         let tau_max = model.add(variable().min(0.0));
         let tail_max = model.add(variable().min(0.0));
         if let Some(z) = on {
@@ -247,9 +269,12 @@ impl<'a> ConfigBlock<'a> {
             y,
             cumulative,
             reach,
+            park_cap,
             park,
             straddle,
             cross,
+            wrap,
+            partner,
             tau_max,
             tail_max,
             tau: Vec::new(),
@@ -467,6 +492,9 @@ impl Assignment {
                 }
                 for (var, x) in mip.cross.iter().zip(&classes.crosses) {
                     v.insert(*var, f64::from(u8::from(*x)));
+                }
+                if let Some(w) = mip.wrap {
+                    v.insert(w, f64::from(u8::from(classes.wraps)));
                 }
             }
         }

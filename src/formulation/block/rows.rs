@@ -40,6 +40,17 @@ fn sum_of(vars: &LayerVars, k: usize) -> Expression {
 }
 
 impl ConfigBlock<'_> {
+    /// Bytes/s a parking transfer from stage `j` to stage `i` gets at best: on a fabric of units,
+    /// an aligned stage's transfers leave its units unless it may have a partner inside them (then
+    /// [`Self::parking_rows`] charges the difference where it has none).
+    fn park_bw(&self, j: usize, i: usize) -> f64 {
+        match (&self.comm.units, self.straddle.get(j)) {
+            (Some(u), Some(Straddle::No)) if self.partner[j].is_none() => u.park_across_bw,
+            (Some(u), Some(Straddle::No)) => u.park_inside_bw,
+            _ => self.comm.park_bw[j][i],
+        }
+    }
+
     pub(super) fn layers_of(&self, j: usize, k: usize) -> Expression {
         let mut e = sum_of(&self.x[j], k);
         if let Some(across) = &self.x_across[j] {
@@ -85,7 +96,7 @@ impl ConfigBlock<'_> {
                         park_out.push(ParkFlow {
                             what,
                             bytes: bytes(v),
-                            bw: self.comm.park_bw[j][i],
+                            bw: self.park_bw(j, i),
                             sender_inflight: c.inflight(j as u32),
                         });
                     }
@@ -193,6 +204,9 @@ impl ConfigBlock<'_> {
             Some(u) => {
                 let (nf, nb) = c.p2p_sends(ju);
                 let aligned_dp = [u.dp_aligned];
+                // Two aligned groups in different units (none fits a unit with another) reduce a
+                // tied embedding across units.
+                let apart = u.dp_packed[1].is_none();
                 let class = |tp: f64, aligned: bool| StageComm {
                     tp_allreduce_s: tp,
                     p2p_s: (nf + nb) * u.send_inside_s,
@@ -201,6 +215,11 @@ impl ConfigBlock<'_> {
                         (true, true) => &aligned_dp,
                         (false, true) => any.dp_paths,
                     },
+                    tied_s: if aligned && apart && any.tied_s > 0.0 {
+                        u.tied_across_s
+                    } else {
+                        any.tied_s
+                    },
                     ..any
                 };
                 // Chain sends out of the stage cost more when they cross units.
@@ -208,22 +227,29 @@ impl ConfigBlock<'_> {
                 let mut extra = Expression::default();
                 let chunks = cfg.interleave as f64;
                 if j + 1 < self.x.len() {
-                    extra.add_mul(delta * chunks, &Expression::from(self.cross[j]));
+                    extra.add_mul(delta * chunks, self.cross[j]);
                 }
                 if j > 0 {
-                    extra.add_mul(delta * chunks, &Expression::from(self.cross[j - 1]));
+                    extra.add_mul(delta * chunks, self.cross[j - 1]);
+                }
+                if let Some(w) = self.wrap.filter(|_| j == 0 || j + 1 == self.x.len()) {
+                    extra.add_mul(delta * (chunks - 1.0), w);
                 }
                 let inside = self.stage_vars(j, Counts::Inside);
                 match self.straddle[j] {
                     Straddle::No => {
                         let comm = class(u.tp_inside_s, true);
+                        let (act_extra, opt_extra) = self.parking_rows(model, j, &inside, &u);
                         if cfg.dp > 1 {
-                            let packed = self.packing_rows(model, j, &inside, &comm, &u);
+                            let packed =
+                                self.packing_rows(model, j, &inside, &comm, &u, &opt_extra);
                             self.tail.extend(packed);
                         }
+                        let mut tail = stage::tail(c, ju, &inside, &comm, &one);
+                        tail.optimizer += opt_extra;
                         (
-                            stage::time_total(c, ju, &inside, &comm, &one) + extra,
-                            vec![stage::tail(c, ju, &inside, &comm, &one)],
+                            stage::time_total(c, ju, &inside, &comm, &one) + extra + act_extra,
+                            vec![tail],
                         )
                     }
                     Straddle::Yes => {
@@ -283,6 +309,7 @@ impl ConfigBlock<'_> {
         v: &StageVars<Expression>,
         comm: &StageComm,
         u: &crate::cost::comm::UnitComm,
+        opt_extra: &Expression,
     ) -> Vec<Expression> {
         let mut tails = Vec::new();
         let c = self.costs;
@@ -308,14 +335,24 @@ impl ConfigBlock<'_> {
             + c.ends_params(ju);
         let big = per_param * most_params + fixed + comm.tied_s;
         for (intra, path) in u.dp_packed.iter().enumerate().skip(1) {
-            // `intra` neighbours inside: the subsets of `edges` of that size.
-            let subsets: Vec<Vec<Variable>> = match intra {
-                1 => edges.iter().map(|e| vec![*e]).collect(),
-                _ if edges.len() == 2 => vec![edges.clone()],
+            // One partner inside (a neighbour or a parking partner: `partner`), or both
+            // neighbours inside (neither send crosses); the switch is 0 when that holds.
+            let switches: Vec<Expression> = match intra {
+                1 => self.partner[j]
+                    .map(|q| one.clone() - q)
+                    .into_iter()
+                    .chain(
+                        // Without a partner variable, the neighbours' sends decide alone.
+                        edges
+                            .iter()
+                            .filter(|_| self.partner[j].is_none())
+                            .map(|e| Expression::from(*e)),
+                    )
+                    .collect(),
+                _ if edges.len() == 2 => vec![edges.iter().copied().sum()],
                 _ => Vec::new(),
             };
-            for subset in subsets {
-                let crossing: Expression = subset.iter().copied().sum();
+            for crossing in switches {
                 match path {
                     None => {
                         // Not all of these can stay inside.
@@ -333,7 +370,7 @@ impl ConfigBlock<'_> {
                             if cfg_overlap_zero(c, k, tail.dp.len()) {
                                 continue;
                             }
-                            let mut t = tail.optimizer.clone().plus(dp);
+                            let mut t = tail.optimizer.clone().plus(dp).plus(opt_extra);
                             t -= crossing.clone() * big;
                             let t = t * per_time;
                             model.push(constraint!(self.tail_max >= t.clone()));
@@ -344,6 +381,46 @@ impl ConfigBlock<'_> {
             }
         }
         tails
+    }
+
+    /// What an aligned stage's parking costs beyond the best inside a unit, when it has no partner
+    /// there (`partner = 0`): its parked activations (per micro-batch) and optimizer state (per
+    /// step) cross units. Returns the extra stage time and tail, each a variable held above the
+    /// difference less a big-M switched off by `partner = 1`.
+    fn parking_rows(
+        &self,
+        model: &mut Model,
+        j: usize,
+        v: &StageVars<Expression>,
+        u: &crate::cost::comm::UnitComm,
+    ) -> (Expression, Expression) {
+        let Some(q) = self.partner[j] else {
+            return (Expression::default(), Expression::default());
+        };
+        let c = self.costs;
+        let per_time = 1.0 / self.time_unit;
+        let inflight = c.inflight(j as u32);
+        let slower = 1.0 / u.park_across_bw - 1.0 / u.park_inside_bw;
+        let mut out = [Expression::default(), Expression::default()];
+        let mut most = [0.0, 0.0];
+        for f in &v.park_out {
+            let (k, per_byte) = match f.what {
+                ParkKind::Activations => (0, 2.0 / inflight * slower),
+                ParkKind::Optimizer => (1, 2.0 * slower),
+            };
+            out[k].add_mul(per_byte, &f.bytes);
+            // The bytes' own bound caps the difference.
+            most[k] += per_byte * self.park_cap[j][k];
+        }
+        let [act, opt] = out;
+        let mut extra = |diff: Expression, big: f64| {
+            let v = model.add(good_lp::variable().min(0.0));
+            model.push(constraint!(
+                (Expression::from(v) - diff + q * big) * per_time >= 0.0
+            ));
+            Expression::from(v)
+        };
+        (extra(act, most[0]), extra(opt, most[1]))
     }
 
     /// The rules that tie placement classes together: a send out of or into an aligned stage
@@ -364,20 +441,34 @@ impl ConfigBlock<'_> {
             let any: Expression = (0..p).map(straddles).sum();
             model.push(constraint!(any >= one.clone()));
         }
+        // Every edge of the pipeline (with interleaving, a cycle: the last stage sends back to
+        // the first) as (its crossing binary, its two stages).
+        let mut edges: Vec<(Variable, usize, usize)> = (0..p.saturating_sub(1))
+            .map(|j| (self.cross[j], j, j + 1))
+            .collect();
+        edges.extend(self.wrap.map(|w| (w, p - 1, 0)));
         if u.aligned_sends_cross {
-            for j in 0..p.saturating_sub(1) {
-                let c = self.cross[j];
-                model.push(constraint!(c + straddles(j) >= one.clone()));
-                model.push(constraint!(c + straddles(j + 1) >= one.clone()));
+            for (c, a, b) in &edges {
+                model.push(constraint!(*c + straddles(*a) >= one.clone()));
+                model.push(constraint!(*c + straddles(*b) >= one.clone()));
             }
         }
-        let mut moves: Expression = self.cross.iter().copied().sum();
-        for j in 0..p {
-            moves.add_mul(u.straddle_weight as f64, &straddles(j));
+        // A send that stays inside units makes both its stages partners there.
+        for (c, a, b) in &edges {
+            for q in [self.partner[*a], self.partner[*b]].into_iter().flatten() {
+                model.push(constraint!(q + *c >= one.clone()));
+            }
         }
-        model.push(constraint!(
-            moves >= one * (u.min_units.saturating_sub(1) as f64)
-        ));
+        // A chain through `n` units moves between them at least `n - 1` times; a cycle `n` times.
+        let mut moves: Expression = edges.iter().map(|e| e.0).sum();
+        for j in 0..p {
+            moves.add_mul(u.straddle_weight as f64, straddles(j));
+        }
+        let needed = match self.wrap {
+            Some(_) if u.min_units >= 2 => u.min_units,
+            _ => u.min_units.saturating_sub(1),
+        };
+        model.push(constraint!(moves >= one * needed as f64));
     }
 
     /// Rows that keep each stage's layers the next ones of the model: the layer totals of each

@@ -31,6 +31,11 @@ impl Mesh {
         self.wafer_rows
     }
 
+    /// Wafers the mesh spans (stacked along rows).
+    pub fn wafers(&self) -> u32 {
+        self.rows / self.wafer_rows.max(1)
+    }
+
     pub(super) fn n(&self) -> u32 {
         self.rows * self.cols
     }

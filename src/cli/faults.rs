@@ -82,7 +82,7 @@ pub fn run(args: &FaultsArgs) -> Result<ExitCode, Error> {
         },
         local_search: true,
     };
-    let progress = Progress::new(!args.json);
+    let progress = Progress::counting(!args.json);
     progress.start(
         kinds.len() as u64 * args.rates.len() as u64 * args.seeds,
         "fault patterns",

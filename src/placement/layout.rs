@@ -133,10 +133,11 @@ pub fn chopped(
     Some(Placement { groups })
 }
 
-/// Every placement built from scratch for `dp x tp x pp` on `fabric`: on a mesh, snakes of bands
-/// 1, 2, `tp / 2` and `tp` wide in both orientations, cut into groups replica by replica and stage
-/// by stage, each group's ring embedded and its ranks aligned ([`embed_rings`],
-/// [`align_ranks`]); on a cluster, every rank order. Duplicates removed, in a fixed order.
+/// Every placement built from scratch for `dp x tp x pp` on `fabric`: on a mesh, rectangles
+/// packed group by group ([`packed`]), and snakes of bands 1, 2, `tp / 2` and `tp` wide in both
+/// orientations cut into groups, replica by replica and stage by stage, each group's ring embedded
+/// and its ranks aligned ([`embed_rings`], [`align_ranks`]); on a cluster, every rank order.
+/// Duplicates removed, in a fixed order.
 pub fn candidates(fabric: &Fabric, dp: u32, tp: u32, pp: u32) -> Vec<Placement> {
     let mut out: Vec<Placement> = Vec::new();
     let push = |g: Placement, out: &mut Vec<Placement>| {
@@ -155,6 +156,11 @@ pub fn candidates(fabric: &Fabric, dp: u32, tp: u32, pp: u32) -> Vec<Placement> 
             bands.retain(|b| *b >= 1);
             bands.sort_unstable();
             bands.dedup();
+            for replica_major in [true, false] {
+                if let Some(g) = packed(fabric, dp, tp, pp, replica_major) {
+                    push(g, &mut out);
+                }
+            }
             for transposed in [false, true] {
                 for band in &bands {
                     let order = snake(fabric, *band, transposed);
@@ -170,6 +176,115 @@ pub fn candidates(fabric: &Fabric, dp: u32, tp: u32, pp: u32) -> Vec<Placement> 
         }
     }
     out
+}
+
+/// Most dies [`packed`] works on (it looks at every rectangle for every group).
+const PACKED_DIES: u32 = 4096;
+
+/// Groups as rectangles of healthy free dies, each near the group before it (slots replica by
+/// replica when `replica_major`, else stage by stage): shapes two dies thick first (their rings
+/// are cycles of neighbour links), lines last, a shape's rank weighing three hops; where no
+/// rectangle is free, the free dies nearest the previous group. `None` on a cluster, on a mesh of
+/// more than 4,096 dies, or when too few dies are healthy.
+///
+/// ```
+/// let inst = watos::Instance::load(concat!(env!("CARGO_MANIFEST_DIR"), "/instances/gpt3-175b-wafer.toml")).unwrap();
+/// let f = inst.fabric();
+/// let g = watos::placement::packed(f, 1, 8, 7, true).unwrap();
+/// assert_eq!((g.replicas(), g.stages(), g.tp()), (1, 7, 8));
+/// // The first group is a 2 x 4 block: two rows, four columns.
+/// let rows: std::collections::BTreeSet<u32> = g.group(0, 0).iter().map(|id| f.coord(*id)[0]).collect();
+/// let cols: std::collections::BTreeSet<u32> = g.group(0, 0).iter().map(|id| f.coord(*id)[1]).collect();
+/// assert_eq!((rows.len(), cols.len()), (2, 4));
+/// ```
+pub fn packed(
+    fabric: &Fabric,
+    dp: u32,
+    tp: u32,
+    pp: u32,
+    replica_major: bool,
+) -> Option<Placement> {
+    let Fabric::Mesh(m) = fabric else {
+        return None;
+    };
+    let n = m.rows * m.cols;
+    let (d, t, p) = (dp as usize, tp as usize, pp as usize);
+    if n > PACKED_DIES || (fabric.healthy_count() as usize) < d * t * p {
+        return None;
+    }
+    let shapes: Vec<(u32, u32, u32)> = (1..=tp)
+        .filter(|a| tp % a == 0 && *a <= m.rows && tp / a <= m.cols)
+        .map(|a| {
+            let thin = a.min(tp / a);
+            let rank = match thin {
+                2 => 0,
+                1 if tp > 2 => 2,
+                _ => 1,
+            };
+            (a, tp / a, rank)
+        })
+        .collect();
+    let mut free: Vec<bool> = (0..n).map(|id| fabric.is_healthy(id)).collect();
+    let centre = |dies: &[DeviceId]| {
+        let k = dies.len().max(1) as f64;
+        let (mut y, mut x) = (0.0, 0.0);
+        for id in dies {
+            y += f64::from(id / m.cols);
+            x += f64::from(id % m.cols);
+        }
+        (y / k, x / k)
+    };
+    let mut groups = vec![vec![Vec::new(); p]; d];
+    let mut prev = (0.0, 0.0);
+    for i in 0..d * p {
+        let (r, j) = if replica_major {
+            (i / p, i % p)
+        } else {
+            (i % d, i / d)
+        };
+        let mut best: Option<(f64, Vec<DeviceId>)> = None;
+        for &(a, b, rank) in &shapes {
+            for r0 in 0..=m.rows - a {
+                for c0 in 0..=m.cols - b {
+                    let dies: Vec<DeviceId> = (r0..r0 + a)
+                        .flat_map(|rr| (c0..c0 + b).map(move |cc| rr * m.cols + cc))
+                        .collect();
+                    if !dies.iter().all(|id| free[*id as usize]) {
+                        continue;
+                    }
+                    let (y, x) = centre(&dies);
+                    let cost = (y - prev.0).abs() + (x - prev.1).abs() + 3.0 * f64::from(rank);
+                    if best.as_ref().is_none_or(|(c, _)| cost < *c - 1e-9) {
+                        best = Some((cost, dies));
+                    }
+                }
+            }
+        }
+        let dies = match best {
+            Some((_, dies)) => dies,
+            None => {
+                let mut left: Vec<DeviceId> = (0..n).filter(|id| free[*id as usize]).collect();
+                left.sort_by(|a, b| {
+                    let da = (f64::from(a / m.cols) - prev.0).abs()
+                        + (f64::from(a % m.cols) - prev.1).abs();
+                    let db = (f64::from(b / m.cols) - prev.0).abs()
+                        + (f64::from(b % m.cols) - prev.1).abs();
+                    da.total_cmp(&db).then(a.cmp(b))
+                });
+                left.truncate(t);
+                left
+            }
+        };
+        for id in &dies {
+            free[*id as usize] = false;
+        }
+        prev = centre(&dies);
+        groups[r][j] = dies;
+    }
+    let mut g = Placement { groups };
+    embed_rings(fabric, &mut g);
+    align_ranks(fabric, &mut g);
+    Some(g)
 }
 
 /// Lays every group's ring on the mesh ([`embed_ring`]).

@@ -8,7 +8,7 @@ use crate::error::{ensure, FieldError};
 use crate::hardware::{DeviceId, Fabric};
 
 pub use layout::{
-    align_ranks, candidates, chopped, embed_ring, embed_rings, ranked, snake, turns, Axis,
+    align_ranks, candidates, chopped, embed_ring, embed_rings, packed, ranked, snake, turns, Axis,
     AXIS_ORDERS,
 };
 pub use search::{moves, optimize, Budget, Move, Score, SplitMix64};

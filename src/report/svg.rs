@@ -85,21 +85,24 @@ fn draw(
         )
     };
     let font = |px: i32| ("sans-serif", px.max(6)).into_font();
-    root.draw(&Text::new(
-        format!("{}: {}", inst.name, plan),
-        (left, 14),
-        font(15).color(&BLACK),
-    ))?;
-    root.draw(&Text::new(
-        format!(
-            "step {:.3} s, {:.0} tokens/s; mean pipeline send {:.2} hops",
-            e.step_time_s,
-            e.tokens_per_s,
-            g.mean_pipeline_hops(fabric)
+    // Name, plan and figures on lines of their own: together they outrun a small wafer's width.
+    let lines = [
+        (inst.name.clone(), 6, 14),
+        (plan.to_string(), 25, 11),
+        (
+            format!(
+                "step {:.3} s, {:.0} tokens/s; mean pipeline send {:.2} hops",
+                e.step_time_s,
+                e.tokens_per_s,
+                g.mean_pipeline_hops(fabric)
+            ),
+            39,
+            11,
         ),
-        (left, 34),
-        font(12).color(&BLACK),
-    ))?;
+    ];
+    for (line, y, px) in lines {
+        root.draw(&Text::new(line, (left, y), font(px).color(&BLACK)))?;
+    }
     // Dies: stage colour, rank label, DRAM fill bar; faulty dies crossed out.
     let pad = (die / 14).max(1);
     for id in 0..fabric.device_count() {

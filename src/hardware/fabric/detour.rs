@@ -12,10 +12,12 @@ use super::DeviceId;
 /// (a search costs about the detour's length times the dies around the fault it avoids).
 const MAX_REMEMBERED: usize = 1 << 20;
 
-/// Detours found so far, `(from, to)` to directed link ids. A copy of a mesh starts with none
-/// (they are only a cache).
+/// Directed link ids of a detour, by `(from, to)`.
+type Routes = HashMap<(DeviceId, DeviceId), Box<[u32]>>;
+
+/// Detours found so far. A copy of a mesh starts with none (they are only a cache).
 #[derive(Default)]
-pub struct Detours(RwLock<HashMap<(DeviceId, DeviceId), Box<[u32]>>>);
+pub struct Detours(RwLock<Routes>);
 
 impl Clone for Detours {
     fn clone(&self) -> Self {

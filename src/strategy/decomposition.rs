@@ -49,6 +49,9 @@ impl super::Strategy for Decomposition {
 /// The space the decomposition (and the monolithic MIP, and enumeration) search.
 pub const SPACE: &str = "every configuration (data, tensor, pipeline degrees, every micro-batch, interleaving); per stage its layers, the recomputation of each layer, weights in SRAM or DRAM, and bytes parked on every other stage";
 
+/// How often the progress count of settled configurations is refreshed.
+const COUNT_EVERY: Duration = Duration::from_millis(500);
+
 /// The first time slice of one MIP (seconds); each return gets four times the last.
 const MIP_SLICE_S: f64 = 0.5;
 
@@ -190,6 +193,7 @@ pub fn solve(
     let mut tightened = std::collections::HashSet::new();
     // Time slices a configuration's MIP has used up.
     let mut slices = std::collections::HashMap::new();
+    let mut last_count = Instant::now();
     while !run.stopped() {
         let goal = run.incumbent() * (1.0 - target);
         if frontier.least_bound() >= goal {
@@ -205,8 +209,6 @@ pub fn solve(
                         run.simple_plans(&costs);
                     }
                     frontier.push_classes(&e, &bounds);
-                } else {
-                    observer.advance(1);
                 }
             }
             Refinement::Quick => {
@@ -244,9 +246,7 @@ pub fn solve(
                         continue;
                     }
                     frontier.push(e, bound, Refinement::Solved);
-                    if settled.insert(e.index / 3) {
-                        observer.advance(1);
-                    }
+                    settled.insert(e.index / 3);
                 }
             }
             Refinement::Solved => {
@@ -266,6 +266,16 @@ pub fn solve(
             }
         }
         observer.status(run.incumbent(), frontier.least_bound().min(run.incumbent()));
+        // Counting what is still open scans the frontier: a few times a second is enough.
+        if last_count.elapsed() >= COUNT_EVERY {
+            last_count = Instant::now();
+            let goal = run.incumbent() * (1.0 - target);
+            let open = frontier.open_below(goal);
+            observer.settled(frontier.total.saturating_sub(open) as u64);
+        }
+    }
+    if !run.stopped() {
+        observer.settled(frontier.total as u64);
     }
     observer.finish();
     let Some(best) = run.best.take() else {

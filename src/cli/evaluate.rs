@@ -174,6 +174,7 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Error> {
         None => args.plan_from_flags(&inst)?,
     };
     let eval = evaluate(&inst, &plan)?;
+    super::write_svg(&args.output, &inst, &plan, &eval)?;
     if args.output.json {
         super::print_json(&crate::report::evaluation_json(&inst, &plan, &eval))?;
     } else {

@@ -3,6 +3,7 @@
 mod bench;
 mod compare;
 mod evaluate;
+mod faults;
 mod progress;
 mod solve;
 mod validate;
@@ -42,6 +43,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Solve instances with every strategy (watos and its baselines) and compare them.
     Compare(compare::CompareArgs),
+    /// Break random dies or links of a wafer at several rates and compare fault-aware plans with
+    /// fault-unaware ones.
+    Faults(faults::FaultsArgs),
 }
 
 /// Where the instance comes from: a file, flags, or a file with flags overriding it.
@@ -79,6 +83,12 @@ pub struct OutputArgs {
     /// Every table and column: also each stage's DRAM by category.
     #[arg(long)]
     pub wide: bool,
+    /// Print the die map (on a wafer) even when it is wider or longer than the terminal.
+    #[arg(long)]
+    pub map: bool,
+    /// Draw the die map as an SVG picture into this file (on a wafer).
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
 }
 
 impl OutputArgs {
@@ -86,7 +96,7 @@ impl OutputArgs {
     /// diagnostics).
     ///
     /// ```
-    /// let out = watos::cli::OutputArgs { json: false, wide: true };
+    /// let out = watos::cli::OutputArgs { json: false, wide: true, map: false, svg: None };
     /// let view = out.view(false);
     /// assert!(view.wide && view.width >= 40);
     /// ```
@@ -95,6 +105,7 @@ impl OutputArgs {
             width: crate::report::View::output_width(),
             wide: self.wide,
             verbose,
+            map: self.map,
         }
     }
 }
@@ -270,6 +281,24 @@ pub(crate) fn print(text: &str) -> Result<(), Error> {
     }
 }
 
+/// Draws the die map of `plan` into `--svg FILE` when one was given.
+pub(crate) fn write_svg(
+    output: &OutputArgs,
+    inst: &Instance,
+    plan: &crate::plan::Plan,
+    e: &crate::cost::Evaluation,
+) -> Result<(), Error> {
+    let Some(path) = &output.svg else {
+        return Ok(());
+    };
+    let text = crate::report::die_map_svg(inst, plan, e)?;
+    std::fs::write(path, text).map_err(|err| Error::Write {
+        path: path.display().to_string(),
+        reason: err.to_string(),
+        help: Some("check that the directory exists, is writable and has room".into()),
+    })
+}
+
 /// A JSON value on standard output, pretty-printed as every `--json` object is.
 pub(crate) fn print_json(value: &serde_json::Value) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(value)
@@ -304,6 +333,7 @@ impl Command {
             Command::Bench(a) => a.json,
             Command::Validate(a) => a.json,
             Command::Compare(a) => a.json,
+            Command::Faults(a) => a.json,
         }
     }
 }
@@ -353,6 +383,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::Faults(args) => faults::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -173,6 +173,7 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
             help: Some("check that the directory exists, is writable and has room".into()),
         })?;
     }
+    super::write_svg(&args.output, &inst, &sol.plan, &sol.evaluation)?;
     if args.output.json {
         let mut v = crate::report::solution_json(&inst, &sol);
         if let Some(obj) = v.as_object_mut() {

@@ -1,8 +1,17 @@
 //! Where work goes on the fabric: which devices run each (replica, stage) tensor-parallel group,
 //! the default layouts, the order of a ring, and the moves local search makes.
 
+mod layout;
+mod search;
+
 use crate::error::{ensure, FieldError};
 use crate::hardware::{DeviceId, Fabric};
+
+pub use layout::{
+    align_ranks, candidates, chopped, embed_ring, embed_rings, packed, ranked, snake, turns, Axis,
+    AXIS_ORDERS,
+};
+pub use search::{moves, optimize, Budget, Move, Score, SplitMix64};
 
 /// Devices of every (replica, stage) tensor-parallel group, each group in ring order.
 ///
@@ -133,6 +142,67 @@ impl Placement {
             ring_order(fabric, group);
         }
         Ok(Placement { groups })
+    }
+
+    /// Groups as given, `groups[replica][stage]` each in ring order; `None` unless every group
+    /// has the same number of devices, every replica the same number of stages, and every device
+    /// is healthy and used once.
+    pub fn from_groups(groups: Vec<Vec<Vec<DeviceId>>>, fabric: &Fabric) -> Option<Placement> {
+        let p = groups.first()?.len();
+        let t = groups.first()?.first()?.len();
+        let mut used = std::collections::HashSet::new();
+        let ok = groups.iter().all(|rep| {
+            rep.len() == p
+                && rep.iter().all(|g| {
+                    g.len() == t
+                        && g.iter()
+                            .all(|id| fabric.is_healthy(*id) && used.insert(*id))
+                })
+        });
+        ok.then_some(Placement { groups })
+    }
+
+    /// Devices per group (tensor-parallel degree).
+    pub fn tp(&self) -> usize {
+        self.groups
+            .first()
+            .and_then(|r| r.first())
+            .map_or(0, |g| g.len())
+    }
+
+    /// Every device as `(replica, stage, tensor rank, device)`.
+    pub fn devices(&self) -> impl Iterator<Item = (usize, usize, usize, DeviceId)> + '_ {
+        self.groups.iter().enumerate().flat_map(|(r, rep)| {
+            rep.iter()
+                .enumerate()
+                .flat_map(move |(j, g)| g.iter().enumerate().map(move |(k, id)| (r, j, k, *id)))
+        })
+    }
+
+    /// Where a device works: `(replica, stage, tensor rank)`.
+    pub fn position(&self, id: DeviceId) -> Option<(usize, usize, usize)> {
+        self.devices()
+            .find(|(_, _, _, d)| *d == id)
+            .map(|(r, j, k, _)| (r, j, k))
+    }
+
+    /// Mean hops of a pipeline send: every rank of every stage but the last to the same rank of
+    /// the next stage, in every replica (0 without pipeline parallelism).
+    pub fn mean_pipeline_hops(&self, fabric: &Fabric) -> f64 {
+        let (mut hops, mut sends) = (0u64, 0u64);
+        for rep in &self.groups {
+            for pair in rep.windows(2) {
+                for (a, b) in pair[0].iter().zip(&pair[1]) {
+                    hops += u64::from(fabric.hops(*a, *b));
+                    sends += 1;
+                }
+            }
+        }
+        if sends == 0 {
+            0.0
+        } else {
+            hops as f64 / sends as f64
+        }
     }
 
     /// Data-parallel replicas.

@@ -7,7 +7,10 @@
 
 mod bars;
 mod compare;
+mod diemap;
+mod faults;
 mod solution;
+mod svg;
 
 use comfy_table::{
     presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table,
@@ -22,6 +25,10 @@ use crate::units::GB;
 pub use bars::{baseline_of, comparison_svg, relative};
 pub use compare::{comparison_json, comparison_text, fmt_speedup};
 pub use solution::{solution_json, solution_text, strategy_text};
+pub use diemap::{die_map_text, placement_json};
+pub use faults::{faults_json, faults_text};
+
+pub use svg::die_map_svg;
 
 /// How text output is laid out.
 ///
@@ -37,6 +44,8 @@ pub struct View {
     pub wide: bool,
     /// The solver's internal figures too (diagnostics).
     pub verbose: bool,
+    /// The die map even when it is wider or longer than the terminal.
+    pub map: bool,
 }
 
 impl Default for View {
@@ -45,6 +54,7 @@ impl Default for View {
             width: 100,
             wide: false,
             verbose: false,
+            map: false,
         }
     }
 }
@@ -227,7 +237,7 @@ fn header(inst: &Instance, plan: &Plan, e: &Evaluation) -> String {
 pub fn evaluation_text(inst: &Instance, plan: &Plan, e: &Evaluation, view: &View) -> String {
     let mut out = header(inst, plan, e);
     out.push_str(&headline(e, view));
-    out.push_str(&evaluation_body(e, view));
+    out.push_str(&evaluation_body(inst, plan, e, view));
     out
 }
 
@@ -256,14 +266,19 @@ fn headline(e: &Evaluation, view: &View) -> String {
     out
 }
 
-/// Where the time goes and the stages.
-fn evaluation_body(e: &Evaluation, view: &View) -> String {
+/// Where the time goes, the stages, and (on a wafer) where they run.
+fn evaluation_body(inst: &Instance, plan: &Plan, e: &Evaluation, view: &View) -> String {
     let mut out = String::from("\n");
     out.push_str(&breakdown_table(e, view).to_string());
     out.push_str("\n\n");
     out.push_str(&stage_table(e, view).to_string());
     out.push('\n');
     out.push_str(&view.wrap(&stage_legend(view), ""));
+    let map = die_map_text(inst, plan, e, view, view.map);
+    if !map.is_empty() {
+        out.push('\n');
+        out.push_str(&map);
+    }
     if view.wide {
         out.push_str("\nDRAM of one device by category, GB\n");
         out.push_str(&memory_table(e, view).to_string());
@@ -402,6 +417,9 @@ pub fn evaluation_json(inst: &Instance, plan: &Plan, e: &Evaluation) -> Value {
             "plan".into(),
             serde_json::to_value(plan).unwrap_or_default(),
         );
+        if let Ok(g) = plan.placement(inst.fabric()) {
+            obj.insert("placement".into(), placement_json(inst.fabric(), &g));
+        }
     }
     v
 }

@@ -59,7 +59,7 @@ pub fn solution_text(inst: &Instance, sol: &Solution, view: &View) -> String {
         ),
         "",
     ));
-    out.push_str(&evaluation_body(e, view));
+    out.push_str(&evaluation_body(inst, &sol.plan, e, view));
     if view.verbose {
         out.push('\n');
         out.push_str(&diagnostics(sol, view));

@@ -6,10 +6,12 @@
 pub mod decomposition;
 pub mod exhaustive;
 pub mod gpu_node;
+pub mod faults;
 pub mod local;
 pub mod megatron;
 pub mod monolithic;
 pub mod seeded;
+pub mod place;
 pub mod space;
 
 use crate::cost::bound::{shortfall, MemoryNeed};
@@ -218,8 +220,9 @@ pub(crate) fn infeasible(
     }))
 }
 
-/// The evaluator's verdict on a MIP plan, default placement: as returned, or with its parking
-/// untangled if that is feasible and no slower (every formulation does this).
+/// The evaluator's verdict on a MIP plan: as returned, or with its parking untangled if that is
+/// feasible and no slower (every formulation does this), then on the best placement a short
+/// search finds from the default layout ([`place::place`]), pinned.
 pub(crate) fn score(
     inst: &Instance,
     costs: &ConfigCosts,
@@ -229,11 +232,10 @@ pub(crate) fn score(
     let tidy = local::untangle_parking(&raw, &|j| costs.inflight(j));
     let e_raw = evaluate_with(inst, &raw, costs, &placement);
     let e_tidy = evaluate_with(inst, &tidy, costs, &placement);
-    Ok(
-        if e_tidy.feasible && e_tidy.step_time_s <= e_raw.step_time_s {
-            (tidy, e_tidy)
-        } else {
-            (raw, e_raw)
-        },
-    )
+    let plan = if e_tidy.feasible && e_tidy.step_time_s <= e_raw.step_time_s {
+        tidy
+    } else {
+        raw
+    };
+    Ok(place::place(inst, costs, plan, placement, place::PER_PLAN))
 }

@@ -24,9 +24,9 @@ use crate::units::GB;
 
 pub use bars::{baseline_of, comparison_svg, relative};
 pub use compare::{comparison_json, comparison_text, fmt_speedup};
-pub use solution::{solution_json, solution_text, strategy_text};
 pub use diemap::{die_map_text, placement_json};
 pub use faults::{faults_json, faults_text};
+pub use solution::{solution_json, solution_text, strategy_text};
 
 pub use svg::die_map_svg;
 

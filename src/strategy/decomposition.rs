@@ -52,8 +52,9 @@ pub const SPACE: &str = "every configuration (data, expert, tensor, pipeline deg
 /// How often the progress count of settled configurations is refreshed.
 const COUNT_EVERY: Duration = Duration::from_millis(500);
 
-/// The first time slice of one MIP (seconds); each return gets four times the last.
-const MIP_SLICE_S: f64 = 0.5;
+/// The first slice of one MIP, in branch-and-bound nodes (nodes, not seconds: the same inputs
+/// give the same plan on any machine under any load); each return gets four times the last.
+const MIP_SLICE_NODES: u64 = 500;
 
 /// The incumbent: best evaluated plan so far.
 struct Best {
@@ -75,16 +76,16 @@ struct Run<'a> {
     nodes: u64,
     /// A node limit stopped some MIP.
     limited: bool,
-    /// The user set a node limit (else MIPs run in time slices).
+    /// The user set a node limit (else MIPs run in slices of nodes).
     node_limited: bool,
     solved: usize,
-    /// Refine MIP plans by local search as they come (a better incumbent prunes more).
-    local_search: bool,
+    /// The best few plans of distinct configurations, for local search at the end.
+    pool: Vec<Best>,
 }
 
-/// A MIP plan this close to the incumbent is worth a local search: placement and layer moves
-/// often gain a few percent over the MIP's ideal-communication plan.
-const REFINE_WITHIN: f64 = 1.03;
+/// Plans local search starts from at the end: the MIP plans with ideal communication rank
+/// differently once placed, so the runner-up of the MIP can be the winner after local search.
+const STARTS: usize = 3;
 
 impl Run<'_> {
     fn incumbent(&self) -> f64 {
@@ -111,26 +112,38 @@ impl Run<'_> {
 
     /// Keeps `plan` if it is feasible and faster than the incumbent.
     fn offer(&mut self, costs: &ConfigCosts, plan: Plan, eval: Evaluation, mip_objective_s: f64) {
-        let mip_plan_step_time_s = eval.step_time_s;
-        let (plan, eval) = if self.local_search
-            && mip_objective_s.is_finite()
-            && eval.feasible
-            && eval.step_time_s < self.incumbent() * REFINE_WITHIN
-        {
-            local::refine(self.inst, costs, plan, eval)
-        } else {
-            (plan, eval)
+        if !eval.feasible {
+            return;
+        }
+        let step = eval.step_time_s;
+        let entry = || Best {
+            mip_plan_step_time_s: eval.step_time_s,
+            eval: eval.clone(),
+            plan: plan.clone(),
+            mip_objective_s,
+            costs: costs.clone(),
         };
-        if eval.feasible && eval.step_time_s < self.incumbent() {
+        // One start per configuration: its best plan.
+        let same = self
+            .pool
+            .iter()
+            .position(|b| b.costs.config == costs.config);
+        let worst = self
+            .pool
+            .last()
+            .map_or(f64::INFINITY, |b| b.eval.step_time_s);
+        match same {
+            Some(i) if step < self.pool[i].eval.step_time_s => self.pool[i] = entry(),
+            None if self.pool.len() < STARTS || step < worst => self.pool.push(entry()),
+            _ => {}
+        }
+        self.pool
+            .sort_by(|a, b| a.eval.step_time_s.total_cmp(&b.eval.step_time_s));
+        self.pool.truncate(STARTS);
+        if step < self.incumbent() {
             self.first_plan_s
                 .get_or_insert_with(|| self.start.elapsed().as_secs_f64());
-            self.best = Some(Best {
-                eval,
-                plan,
-                mip_objective_s,
-                mip_plan_step_time_s,
-                costs: costs.clone(),
-            });
+            self.best = Some(entry());
         }
     }
 
@@ -221,7 +234,7 @@ pub fn solve(
         limited: false,
         node_limited: opts.solver.node_limit.is_some(),
         solved: 0,
-        local_search: opts.local_search,
+        pool: Vec::new(),
     };
     observer.start(frontier.total as u64, "configurations");
     let batch = rayon::current_num_threads().max(1);
@@ -233,7 +246,7 @@ pub fn solve(
     let mut tightened = std::collections::HashSet::new();
     // Configurations solved with their real placement's communication.
     let mut placed = std::collections::HashSet::new();
-    // Time slices a configuration's MIP has used up.
+    // Slices a configuration's MIP has used up.
     let mut slices = std::collections::HashMap::new();
     let mut last_count = Instant::now();
     while !run.stopped() {
@@ -265,16 +278,16 @@ pub fn solve(
             Refinement::Lp => {
                 let todo = take_batch(&mut frontier, e, batch, goal);
                 let mut o = run.options(&opts.solver, target / 2.0);
-                // Without a node limit, no one MIP may hold the search: it gets a time slice,
+                // Without a node limit, no one MIP may hold the search: it gets a slice of nodes,
                 // and comes back with a longer one if its bound still matters.
                 let slice = opts.solver.node_limit.is_none().then(|| {
                     let tries = todo
                         .iter()
                         .map(|e| slices.get(&e.index).copied().unwrap_or(0));
-                    MIP_SLICE_S * 4f64.powi(tries.max().unwrap_or(0) as i32)
+                    MIP_SLICE_NODES.saturating_mul(4u64.saturating_pow(tries.max().unwrap_or(0)))
                 });
                 if let Some(slice) = slice {
-                    o.time_limit_s = Some(o.time_limit_s.map_or(slice, |t| t.min(slice)));
+                    o.node_limit = Some(slice);
                 }
                 let cutoff = run.incumbent();
                 let results = solve_batch(inst, &todo, &o, cutoff);
@@ -363,10 +376,44 @@ pub fn solve(
             run.solve_placed(&costs, &plan, &run.options(&opts.solver, target / 10.0))?;
         }
     }
-    let mut best = run
+    let best = run
         .best
         .take()
         .ok_or_else(|| infeasible(inst, None, InfeasibleReason::PerDevice))?;
+    // Local search from the incumbent and the runners-up; the fastest result wins (ties: the
+    // incumbent's, then the pool's order).
+    let mut starts = vec![best];
+    if opts.local_search {
+        let first = starts[0].plan.clone();
+        starts.extend(
+            std::mem::take(&mut run.pool)
+                .into_iter()
+                .filter(|b| b.plan != first),
+        );
+    }
+    let mut refined: Vec<(Best, Plan, Evaluation)> = starts
+        .into_iter()
+        .map(|b| {
+            let (plan, eval) = local::refine_if(
+                opts.local_search,
+                inst,
+                &b.costs,
+                b.plan.clone(),
+                b.eval.clone(),
+            );
+            (b, plan, eval)
+        })
+        .collect();
+    let pick = (0..refined.len())
+        .min_by(|i, j| {
+            refined[*i]
+                .2
+                .step_time_s
+                .total_cmp(&refined[*j].2.step_time_s)
+                .then(i.cmp(j))
+        })
+        .unwrap_or(0);
+    let (mut best, plan, evaluation) = refined.swap_remove(pick);
     if best.mip_objective_s.is_nan() {
         // A simple plan won: the MIP's objective at it, for the same diagnostics as a MIP plan.
         let comm = MipComm::ideal(inst, &best.costs);
@@ -374,8 +421,6 @@ pub fn solve(
             StageMip::new(&best.costs, comm, None).objective_of(&best.plan, inst.fabric());
     }
     let mip_plan_step_time_s = best.mip_plan_step_time_s;
-    let (plan, evaluation) =
-        local::refine_if(opts.local_search, inst, &best.costs, best.plan, best.eval);
     let solved = run.solved.min(frontier.total);
     Ok(Solution::conclude(
         inst,

@@ -5,13 +5,13 @@
 
 pub mod decomposition;
 pub mod exhaustive;
-pub mod gpu_node;
 pub mod faults;
+pub mod gpu_node;
 pub mod local;
 pub mod megatron;
 pub mod monolithic;
-pub mod seeded;
 pub mod place;
+pub mod seeded;
 pub mod space;
 
 use crate::cost::bound::{shortfall, MemoryNeed};

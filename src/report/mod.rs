@@ -5,6 +5,8 @@
 //! 100): comfy-table wraps cell text to fit, and the widest tables keep their less-used columns
 //! for `--wide`. Every table with marks or abbreviations is followed by a legend.
 
+mod bench;
+mod scaling;
 mod solution;
 
 use comfy_table::{
@@ -17,6 +19,8 @@ use crate::instance::Instance;
 use crate::plan::Plan;
 use crate::units::GB;
 
+pub use bench::{bench_csv, bench_markdown, bench_table, fmt_short_s, fmt_target, BenchRow};
+pub use scaling::{scaling_svg, PlotSetting};
 pub use solution::{solution_json, solution_text};
 
 /// How text output is laid out.

@@ -189,6 +189,15 @@ impl Solution {
         space: &str,
     ) -> Self {
         let step = found.evaluation.step_time_s;
+        // A bound above a plan the evaluator scored is a bug in the encoding, not a result: fail
+        // loudly in debug builds. Only the solver's own tolerance (1e-6 relative) is absorbed.
+        debug_assert!(
+            found.bound_s <= step * (1.0 + 1e-6),
+            "bound {} s above the plan's {} s ({})",
+            found.bound_s,
+            step,
+            found.plan
+        );
         let lower_bound_s = found.bound_s.min(step);
         let gap = (step - lower_bound_s) / step;
         let status = if gap <= solver.gap + 1e-12 {

@@ -91,6 +91,25 @@ pub(super) fn check(plan: &Plan, inst: &Instance) -> Result<(), FieldError> {
             "one [[stage]] per pipeline stage",
         )
     })?;
+    // Megatron-LM's interleaved schedule runs the micro-batches in rounds of p (its
+    // `num_microbatches % pipeline_parallel_size == 0` check); with one stage there is nothing to
+    // interleave. The search keeps the same rule, so its bound covers every plan accepted here.
+    if plan.interleave > 1 {
+        let micro_batches = u64::from(gb) / (u64::from(plan.dp) * u64::from(plan.micro_batch));
+        ensure(
+            plan.pp > 1 && micro_batches % u64::from(plan.pp) == 0,
+            || {
+                FieldError::new(
+                    "interleave",
+                    format!(
+                        "interleaving needs pp > 1 and micro-batches ({micro_batches}) a multiple of pp ({})",
+                        plan.pp
+                    ),
+                    "interleave = 1, or a batch, dp and micro-batch giving a multiple of pp micro-batches",
+                )
+            },
+        )?;
+    }
     ensure(plan.pp <= m.layers, || {
         FieldError::new(
             "pp",

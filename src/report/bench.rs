@@ -220,11 +220,20 @@ fn columns(rows: &[BenchRow], gap_target: f64) -> Vec<Column> {
 }
 
 /// The narrowest the instance column gets before columns are dropped instead.
-const MIN_INSTANCE_WIDTH: usize = 14;
+const MIN_INSTANCE_WIDTH: usize = 10;
 
-/// The bench table at the view's width: the instance, devices, formulation, status, gap and solve
-/// time always, then as many of the other columns as fit, in the order of [`columns`]; every column
-/// with `view.wide`. Followed by a legend of what is shown and what is not.
+/// Columns of [`columns`] always shown: the instance, status and gap (they fit the narrowest
+/// terminal, 40 columns).
+const ALWAYS: [usize; 3] = [0, 3, 4];
+
+/// The other columns, most wanted first: formulation, solve time, time to the gap target, devices,
+/// first plan, step time, then the rest in their order.
+const WANTED: [usize; 5] = [2, 5, 6, 1, 7];
+
+/// The bench table at the view's width: the instance, status and gap always, then as many of the
+/// other columns as fit, most wanted first (formulation, solve time, time to the gap target,
+/// devices, first plan, step time, ...), shown in their usual order; every column with
+/// `view.wide`. Followed by a legend of what is shown and what is not.
 ///
 /// ```
 /// use watos::report::{bench_table, BenchRow, View};
@@ -240,18 +249,20 @@ pub fn bench_table(rows: &[BenchRow], gap_target: f64, view: &View) -> String {
     let width = usize::from(view.width);
     // comfy-table: one space of padding on each side of a cell and a border between columns.
     let cost = |c: &Column| c.width() + 3;
-    let mut shown: Vec<usize> = (0..6).collect();
+    let mut shown: Vec<usize> = ALWAYS.to_vec();
     if view.wide {
         shown = (0..all.len()).collect();
     } else {
         let mut used: usize =
-            1 + MIN_INSTANCE_WIDTH + 3 + (1..6).map(|i| cost(&all[i])).sum::<usize>();
-        for (i, c) in all.iter().enumerate().skip(6) {
-            if used + cost(c) <= width {
-                used += cost(c);
+            1 + MIN_INSTANCE_WIDTH + 3 + ALWAYS[1..].iter().map(|&i| cost(&all[i])).sum::<usize>();
+        let rest = (0..all.len()).filter(|i| !ALWAYS.contains(i) && !WANTED.contains(i));
+        for i in WANTED.into_iter().chain(rest) {
+            if used + cost(&all[i]) <= width {
+                used += cost(&all[i]);
                 shown.push(i);
             }
         }
+        shown.sort_unstable();
     }
     let hidden: Vec<String> = (0..all.len())
         .filter(|i| !shown.contains(i))
@@ -376,7 +387,7 @@ fn csv_field(s: &str) -> String {
 
 /// The rows as a GitHub Markdown table of the figures a reader of the README wants: devices,
 /// formulation, status, step time, gap, solve time, time to the gap target and to the first plan,
-/// and the MIP's size.
+/// MIPs solved of the configurations, and the MIP's size.
 ///
 /// ```
 /// let mut row = watos::report::BenchRow::new("a", "Llama 3 8B on 8 H100", 8, "decomposition");
@@ -386,7 +397,7 @@ fn csv_field(s: &str) -> String {
 /// ```
 pub fn bench_markdown(rows: &[BenchRow], gap_target: f64) -> String {
     let mut out = format!(
-        "| instance | devices | formulation | status | step time | gap | solve time | to {} gap | first plan | MIP columns x rows |\n|---|--:|---|---|--:|--:|--:|--:|--:|--:|\n",
+        "| instance | devices | formulation | status | step time | gap | solve time | to {} gap | first plan | MIPs / configurations | MIP columns x rows |\n|---|--:|---|---|--:|--:|--:|--:|--:|--:|--:|\n",
         fmt_target(gap_target)
     );
     for r in rows {
@@ -394,8 +405,12 @@ pub fn bench_markdown(rows: &[BenchRow], gap_target: f64) -> String {
             (Some(c), Some(n)) => format!("{} x {}", fmt_count(c as u64), fmt_count(n as u64)),
             _ => "-".into(),
         };
+        let mips = match (r.mips_solved, r.configurations) {
+            (Some(m), Some(c)) => format!("{} / {}", fmt_count(m as u64), fmt_count(c as u64)),
+            _ => "-".into(),
+        };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.instance.replace('|', "\\|"),
             fmt_count(r.devices as u64),
             r.formulation,
@@ -405,6 +420,7 @@ pub fn bench_markdown(rows: &[BenchRow], gap_target: f64) -> String {
             fmt_short_s(Some(r.solve_time_s)),
             fmt_short_s(r.target_gap_s),
             fmt_short_s(r.first_plan_s),
+            mips,
             mip,
         ));
     }
@@ -433,7 +449,7 @@ mod tests {
             row("gpu16384-llama3.1-405b", "decomposition"),
             row("gpu16384-llama3.1-405b", "monolithic"),
         ];
-        for width in [60u16, 80, 100, 140, 200] {
+        for width in [40u16, 60, 80, 100, 140, 200] {
             let view = View {
                 width,
                 ..Default::default()
@@ -443,15 +459,21 @@ mod tests {
                 assert!(line.chars().count() <= width.into(), "{width}:\n{text}");
             }
             assert!(
-                text.contains("16,384") && text.contains("placement_gap"),
+                text.contains("placement_gap") && text.contains("5.30%"),
                 "{text}"
             );
+            if width >= 100 {
+                assert!(
+                    text.contains("16,384") && text.contains("monolithic"),
+                    "{text}"
+                );
+            }
         }
         let narrow = bench_table(
             &rows,
             0.01,
             &View {
-                width: 80,
+                width: 100,
                 ..Default::default()
             },
         );

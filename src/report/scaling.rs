@@ -1,5 +1,5 @@
-//! The scaling plot of `watos bench --svg`: solve time against devices, log-log, one colour per
-//! formulation. Text is written as SVG `<text>` for the viewer to render, so no font is needed.
+//! The scaling plot of `watos bench --svg`: time to the gap target against devices, log-log, one
+//! colour per formulation. Text is written as SVG `<text>` for the viewer to render, so no font is needed.
 
 use plotters::prelude::*;
 
@@ -26,9 +26,10 @@ const COLOURS: [RGBColor; 4] = [
     RGBColor(148, 103, 189),
 ];
 
-/// The scaling plot as an SVG document. Each run is a marker at (devices, solve time): a circle
-/// for a wafer, a triangle for a GPU cluster; filled when the plan was proven within the gap
-/// target, hollow when not, a cross when no plan was found.
+/// The scaling plot as an SVG document. Each run is a marker at (devices, time): a circle for a
+/// wafer, a triangle for a GPU cluster. Filled: proven within the gap target, at the time it was;
+/// hollow: never proven, at the time the solve ended (the limit, or a placement gap); a cross: no
+/// plan.
 ///
 /// ```
 /// use watos::report::{scaling_svg, BenchRow, PlotSetting};
@@ -55,7 +56,10 @@ fn draw(
     root.fill(&WHITE)?;
     let (title, body) = root.split_vertically(54);
     title.draw(&Text::new(
-        "watos: solve time against devices",
+        format!(
+            "watos: time to a {} gap against devices",
+            fmt_target(setting.gap_target)
+        ),
         (70, 8),
         ("sans-serif", 20).into_font(),
     ))?;
@@ -74,10 +78,7 @@ fn draw(
     ))?;
     let (plot_area, legend_area) = body.split_vertically(HEIGHT - 54 - 50);
     let (x0, x1) = extent(rows.iter().map(|r| r.devices as f64), 4.0, 32_768.0);
-    let times = rows
-        .iter()
-        .map(|r| r.solve_time_s)
-        .chain(setting.time_limit_s);
+    let times = rows.iter().map(plotted_s).chain(setting.time_limit_s);
     let (y0, y1) = extent(times, 1e-2, 100.0);
     let mut chart = ChartBuilder::on(&plot_area)
         .margin_right(24)
@@ -87,7 +88,10 @@ fn draw(
     chart
         .configure_mesh()
         .x_desc("devices (dies or GPUs)")
-        .y_desc("solve time")
+        .y_desc(format!(
+            "time to {} gap (hollow: solve time, not reached)",
+            fmt_target(setting.gap_target)
+        ))
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| fmt_axis_s(*y))
         .light_line_style(RGBColor(235, 235, 235))
@@ -117,7 +121,17 @@ fn draw(
         let points = rows
             .iter()
             .filter(|r| r.formulation == *name && r.status != "too_large");
-        chart.draw_series(points.map(|r| marker(r, colour)))?;
+        let (hollow_triangles, others): (Vec<&BenchRow>, Vec<&BenchRow>) =
+            points.partition(|r| hollow_triangle(r));
+        chart.draw_series(others.into_iter().map(|r| marker(r, colour)))?;
+        // plotters' TriangleMarker is always filled: a hollow one is its outline, in pixels.
+        chart.draw_series(hollow_triangles.into_iter().map(|r| {
+            EmptyElement::at(at(r))
+                + PathElement::new(
+                    vec![(0, -7), (6, 4), (-6, 4), (0, -7)],
+                    colour.stroke_width(2),
+                )
+        }))?;
         // The key sits below the plot, where it cannot hide a point.
         let x = 70 + 150 * k as i32;
         legend_area.draw(&Circle::new((x + 5, 12), 5, colour.filled()))?;
@@ -139,24 +153,38 @@ fn draw(
     Ok(())
 }
 
-/// One run's marker (see [`scaling_svg`]).
-fn marker<DB: DrawingBackend>(r: &BenchRow, colour: RGBColor) -> DynElement<'static, DB, (f64, f64)>
-where
-    (f64, f64): Clone,
-{
-    let at = (r.devices as f64, r.solve_time_s.max(1e-6));
+/// One run's marker (see [`scaling_svg`]), except a hollow triangle (drawn by [`draw`]).
+fn marker<DB: DrawingBackend>(
+    r: &BenchRow,
+    colour: RGBColor,
+) -> DynElement<'static, DB, (f64, f64)> {
     let style = if r.reached() {
         colour.filled()
     } else {
         colour.stroke_width(2)
     };
     if r.step_time_s.is_none() {
-        Cross::new(at, 6, colour.stroke_width(2)).into_dyn()
+        Cross::new(at(r), 6, colour.stroke_width(2)).into_dyn()
     } else if r.fabric == "cluster" {
-        TriangleMarker::new(at, 7, style).into_dyn()
+        TriangleMarker::new(at(r), 7, style).into_dyn()
     } else {
-        Circle::new(at, 6, style).into_dyn()
+        Circle::new(at(r), 6, style).into_dyn()
     }
+}
+
+/// A GPU cluster's run with a plan not proven within the gap target.
+fn hollow_triangle(r: &BenchRow) -> bool {
+    r.fabric == "cluster" && r.step_time_s.is_some() && !r.reached()
+}
+
+/// Where a run's marker sits.
+fn at(r: &BenchRow) -> (f64, f64) {
+    (r.devices as f64, plotted_s(r).max(1e-6))
+}
+
+/// A run's height in the plot: when the gap target was reached, else when the solve ended.
+fn plotted_s(r: &BenchRow) -> f64 {
+    r.target_gap_s.unwrap_or(r.solve_time_s)
 }
 
 /// An axis label: `10 s`, `100 ms`, `2.5 ms`.
@@ -212,9 +240,11 @@ mod tests {
         };
         let svg = scaling_svg(&rows, &setting).unwrap();
         assert!(svg.contains("<circle"), "a filled wafer circle");
+        // The unproven cluster run: a hollow triangle, the outline in the formulation's colour.
         assert!(
-            svg.contains("<polygon") || svg.contains("<polyline"),
-            "a triangle"
+            svg.lines()
+                .any(|l| l.contains("<polyline") && l.contains("stroke=\"#1F77B4\"")),
+            "a hollow triangle:\n{svg}"
         );
         assert!(svg.contains("time limit") && svg.contains("gap target 1%"));
         // Text is left to the viewer: no font was needed to lay it out.

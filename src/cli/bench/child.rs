@@ -117,6 +117,7 @@ fn read_answer(v: &Value, solver: &SolverOptions, row: &mut BenchRow) {
     row.step_time_s = num("step_time_s");
     row.lower_bound_s = num("lower_bound_s");
     row.gap = num("gap");
+    row.first_plan_s = num("first_plan_s");
     // The child's own figure: without starting a process and loading the instance.
     if let Some(t) = num("solve_time_s") {
         row.solve_time_s = t;

@@ -231,8 +231,9 @@ proptest! {
         plan.sequence_parallel = flags[0] && tp > 1;
         plan.zero1 = flags[1] && dp > 1;
         plan.dp_overlap = flags[2] && dp > 1;
-        // Interleaving two chunks where every stage's layers split evenly in two.
-        if flags[3] && pp > 1 && layers % (2 * pp) == 0 {
+        // Interleaving two chunks where every stage's layers split evenly in two and the
+        // micro-batches come in rounds of pp (Megatron-LM's rule, which evaluate enforces).
+        if flags[3] && pp > 1 && layers % (2 * pp) == 0 && (8 / (dp * micro_batch)) % pp == 0 {
             plan.interleave = 2;
         }
         // Shift layers between stages and spread them over the modes.

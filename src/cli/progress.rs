@@ -101,6 +101,14 @@ impl crate::strategy::Observer for Progress {
         self.tick(false);
     }
 
+    fn settled(&self, done: u64) {
+        self.0.set_position(done);
+        if let Some(Ok(mut t)) = self.1.as_ref().map(|m| m.lock()) {
+            t.done = done;
+        }
+        self.tick(false);
+    }
+
     fn status(&self, incumbent_s: f64, bound_s: f64) {
         if incumbent_s.is_finite() {
             self.0.set_message(format!(

@@ -44,6 +44,10 @@ pub trait Observer: Sync {
     fn advance(&self, n: u64) {
         let _ = n;
     }
+    /// `done` units settled in all (for searches that know the count, not the increments).
+    fn settled(&self, done: u64) {
+        let _ = done;
+    }
     /// The best plan so far and the proven lower bound (seconds per step).
     fn status(&self, incumbent_s: f64, bound_s: f64) {
         let _ = (incumbent_s, bound_s);

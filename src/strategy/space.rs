@@ -248,6 +248,18 @@ impl Frontier {
         self.heap.len()
     }
 
+    /// Configurations with some placement class still open below `goal`: those the search may
+    /// still have to look at (every other one is settled).
+    pub fn open_below(&self, goal: f64) -> usize {
+        let open: std::collections::HashSet<u32> = self
+            .heap
+            .iter()
+            .filter(|Reverse(k)| k.0 < goal)
+            .map(|Reverse(k)| k.2 / 3)
+            .collect();
+        open.len()
+    }
+
     /// The figures the compute bounds use.
     pub fn figures(&self) -> &ModelFigures {
         &self.figures

@@ -301,3 +301,84 @@ fn utilisation_never_passes_one_hundred_percent() {
         );
     }
 }
+
+/// `watos bench` on two small instances of the scaling series and two formulations: one JSON
+/// object with a row per instance and formulation, the same rows in the CSV, and the plot.
+#[test]
+fn bench_reports_every_run_as_json_csv_and_svg() {
+    let s = Scratch::new();
+    let (csv, svg) = (s.path("bench.csv"), s.path("bench.svg"));
+    let (gpu, wafer) = (
+        shipped("instances/scale/gpu8-megatron-1.7b.toml"),
+        shipped("instances/scale/wafer16-llama3-8b.toml"),
+    );
+    let run = s.run(&[
+        "bench",
+        &wafer,
+        &gpu,
+        "--formulation",
+        "decomposition,monolithic",
+        "--time-limit",
+        "20",
+        "--json",
+        "--csv",
+        &csv.display().to_string(),
+        "--svg",
+        &svg.display().to_string(),
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.context());
+    let v = run.json();
+    let rows = v["instances"].as_array().expect("rows");
+    let ids: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["file"].as_str().unwrap(),
+                r["formulation"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // In the order given, each instance by each formulation.
+    assert_eq!(
+        ids,
+        [
+            ("wafer16-llama3-8b", "decomposition"),
+            ("wafer16-llama3-8b", "monolithic"),
+            ("gpu8-megatron-1.7b", "decomposition"),
+            ("gpu8-megatron-1.7b", "monolithic"),
+        ]
+    );
+    for r in rows {
+        let num = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+        assert_eq!(r["status"], "optimal", "{r}");
+        assert!(
+            num("gap") <= 0.01 && num("lower_bound_s") <= num("step_time_s"),
+            "{r}"
+        );
+        assert!(num("first_plan_s") <= num("target_gap_s"), "{r}");
+        assert!(num("target_gap_s") <= num("solve_time_s"), "{r}");
+        assert!(r["configurations"].as_u64().unwrap() >= r["mips_solved"].as_u64().unwrap());
+    }
+    // The two formulations search the same space: their plans are within the gap of each other.
+    for pair in rows.chunks(2) {
+        let (a, b) = (
+            pair[0]["step_time_s"].as_f64().unwrap(),
+            pair[1]["step_time_s"].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() <= 0.01 * a.max(b), "{a} vs {b}");
+    }
+    let csv = std::fs::read_to_string(csv).expect("CSV written");
+    assert_eq!(csv.lines().count(), 1 + rows.len(), "{csv}");
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("wafer16-llama3-8b,"),
+        "{csv}"
+    );
+    let svg = std::fs::read_to_string(svg).expect("SVG written");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("monolithic"),
+        "{svg}"
+    );
+}

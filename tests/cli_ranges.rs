@@ -441,6 +441,6 @@ fn evaluate_without_a_plan_asks_for_one() {
 fn bench_on_a_folder_without_instances_is_an_error() {
     let s = Scratch::new();
     std::fs::create_dir(s.path("empty")).expect("mkdir");
-    s.run(&["bench", "--instances", "empty"])
-        .assert_bad_input(&["--instances: empty holds no instance files (*.toml)"]);
+    s.run(&["bench", "empty"])
+        .assert_bad_input(&["INSTANCE: empty holds no instance files (*.toml)"]);
 }

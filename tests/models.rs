@@ -279,3 +279,41 @@ fn shipped_moe_models_give_their_published_counts() {
     close("Mixtral total", total(&m), 46.7e9);
     assert_eq!(m.layout(), fixture("mixtral-8x7b").layout());
 }
+
+/// The shipped model files written from Hugging Face configs read the same as those configs do,
+/// and give the published counts.
+#[test]
+fn shipped_llama3_files_match_their_configs_and_published_counts() {
+    let shape = |m: &Model| {
+        (
+            m.layers,
+            m.hidden,
+            m.heads,
+            m.kv_heads(),
+            m.head_dim(),
+            m.ffn_hidden(),
+            m.vocab,
+            m.tied_embeddings,
+            m.bias,
+        )
+    };
+    let shipped = |name: &str| Model::load(repo(&format!("models/{name}.toml"))).unwrap();
+    // Llama 3 8B and Llama 3.1 8B differ only in their rotary scaling.
+    let llama3_8b = shipped("llama3-8b");
+    assert_eq!(shape(&llama3_8b), shape(&fixture("llama-3.1-8b")));
+    close("Llama 3 8B", total(&llama3_8b), 8.03e9);
+    // meta-llama/Llama-3.1-405B config.json, its shape keys.
+    let hf_405b = read(
+        "llama-3.1-405b",
+        r#"{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+            "hidden_size": 16384, "intermediate_size": 53248, "num_attention_heads": 128,
+            "num_hidden_layers": 126, "num_key_value_heads": 8, "vocab_size": 128256,
+            "max_position_embeddings": 131072, "attention_bias": false, "mlp_bias": false,
+            "tie_word_embeddings": false, "rms_norm_eps": 1e-05, "rope_theta": 500000.0}"#,
+    )
+    .unwrap();
+    let llama31_405b = shipped("llama3.1-405b");
+    assert_eq!(shape(&llama31_405b), shape(&hf_405b));
+    close("Llama 3.1 405B", total(&llama31_405b), 405.9e9);
+    assert_eq!(total(&llama31_405b), total(&hf_405b));
+}

@@ -9,6 +9,8 @@ mod bars;
 mod compare;
 mod diemap;
 mod faults;
+mod bench;
+mod scaling;
 mod solution;
 mod svg;
 
@@ -29,6 +31,8 @@ pub use faults::{faults_json, faults_text};
 pub use solution::{solution_json, solution_text, strategy_text};
 
 pub use svg::die_map_svg;
+pub use bench::{bench_csv, bench_markdown, bench_table, fmt_short_s, fmt_target, BenchRow};
+pub use scaling::{scaling_svg, PlotSetting};
 
 /// How text output is laid out.
 ///

@@ -53,7 +53,7 @@ pub fn solve(inst: &Instance, solver: &SolverOptions) -> Result<Solution, Error>
     solve_observed(inst, solver, &super::Silent)
 }
 
-/// [`solve`], watched. A time limit or Ctrl-C stops it between configurations; the plan is then
+/// [`solve`], watched. A time limit or Ctrl-C stops it, also within a configuration; the plan is then
 /// the best enumerated so far and the bound the least over what was enumerated and the cheap
 /// bounds of the configurations not reached.
 pub fn solve_observed(
@@ -93,12 +93,10 @@ pub fn solve_observed(
     observer.start(cands.len() as u64, "configurations");
     let mut done = 0;
     let mut first_plan_s = None;
-    for cand in &cands {
+    'configs: for cand in &cands {
         if stopped() {
             break;
         }
-        done += 1;
-        observer.advance(1);
         if let Some(b) = &best {
             observer.status(b.0.step_time_s, bound.min(b.0.step_time_s));
         }
@@ -111,6 +109,13 @@ pub fn solve_observed(
         {
             let per_stage: Vec<Vec<Stage>> = stage_options(c, &split);
             for stages in per_stage.iter().multi_cartesian_product() {
+                // One configuration of a deep pipeline holds millions of plans, so the limit is
+                // checked plan by plan (a clock read is far cheaper than an evaluation). A
+                // configuration left part-way counts as not reached (its cheap bound stands for it
+                // below); the plans it gave are kept.
+                if stopped() {
+                    break 'configs;
+                }
                 let stages: Vec<Stage> = stages.into_iter().cloned().collect();
                 let plan = Plan {
                     dp: c.config.dp,
@@ -138,6 +143,8 @@ pub fn solve_observed(
                 }
             }
         }
+        done += 1;
+        observer.advance(1);
     }
     observer.finish();
     let out_of_time = done < cands.len();

@@ -8,6 +8,7 @@
 
 pub mod cost;
 pub mod error;
+pub mod explore;
 pub mod formulation;
 pub mod hardware;
 pub mod input;

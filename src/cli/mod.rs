@@ -2,6 +2,7 @@
 
 mod bench;
 mod evaluate;
+mod explore;
 mod progress;
 mod solve;
 mod validate;
@@ -39,6 +40,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Check the evaluator against published measurements of real GPU training runs.
     Validate(validate::ValidateArgs),
+    /// Which wafer to build: sweep a design space for one model or a weighted mix.
+    Explore(explore::ExploreArgs),
+    /// Join the slices of `watos explore --shard I/N` into the report of a single run.
+    Merge(explore::MergeArgs),
 }
 
 /// Where the instance comes from: a file, flags, or a file with flags overriding it.
@@ -261,6 +266,8 @@ impl Command {
             Command::Solve(a) => a.output.json,
             Command::Bench(a) => a.json,
             Command::Validate(a) => a.json,
+            Command::Explore(a) => a.output.json || a.shard.is_some(),
+            Command::Merge(a) => a.output.json,
         }
     }
 }
@@ -309,6 +316,8 @@ pub fn main() -> ExitCode {
         Command::Solve(args) => solve::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Validate(args) => validate::run(&args),
+        Command::Explore(args) => explore::run(&args),
+        Command::Merge(args) => explore::merge(&args),
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@
 //! 100): comfy-table wraps cell text to fit, and the widest tables keep their less-used columns
 //! for `--wide`. Every table with marks or abbreviations is followed by a legend.
 
+pub mod explore;
 mod solution;
 
 use comfy_table::{

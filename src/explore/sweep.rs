@@ -470,18 +470,7 @@ fn search(
                     .iter()
                     .zip(&p.lb)
                     .map(|(w, lb)| match instance(w, hw.clone(), ctx.opts) {
-                        Ok(inst) if lb.is_finite() => {
-                            let t = Instant::now();
-                            let q = lb.max(quick_lb(&inst));
-                            if std::env::var_os("WATOS_TRACE").is_some() {
-                                eprintln!(
-                                    "quick {} {lb} -> {q} in {:?}",
-                                    ctx.space.label(&p.design),
-                                    t.elapsed()
-                                );
-                            }
-                            q
-                        }
+                        Ok(inst) if lb.is_finite() => lb.max(quick_lb(&inst)),
                         _ => f64::INFINITY,
                     })
                     .collect()
@@ -498,22 +487,7 @@ fn search(
             .map(|(i, m)| {
                 let p = &points[*i];
                 match instance(&ctx.workloads[*m], ctx.space.hardware(&p.design), ctx.opts) {
-                    Ok(inst) => {
-                        let t = Instant::now();
-                        let o = solve(&inst, ctx.opts.coarse_gap, ctx.opts.seed);
-                        if std::env::var_os("WATOS_TRACE").is_some() {
-                            eprintln!(
-                                "coarse {} {:?} lb {:?} -> {} {} in {:?}",
-                                ctx.space.label(&p.design),
-                                m,
-                                p.lb,
-                                o.step_time_s,
-                                o.lower_bound_s,
-                                t.elapsed()
-                            );
-                        }
-                        o
-                    }
+                    Ok(inst) => solve(&inst, ctx.opts.coarse_gap, ctx.opts.seed),
                     Err(e) => Outcome {
                         status: format!("failed: {e}"),
                         ..Outcome::infeasible(0.0)

@@ -208,3 +208,74 @@ fn the_co_exploration_mip_agrees_with_the_sweep() {
         "{swept} vs {step}"
     );
 }
+
+#[test]
+fn the_command_prints_one_json_object_with_svgs_and_merges_its_slices() {
+    use common::cli::{run_here, Scratch};
+    let dir = Scratch::new();
+    let svg = dir.path("svg");
+    let base = [
+        "explore",
+        "tests/data/spaces/tiny.toml",
+        "--model",
+        "models/megatron-1.7b.toml",
+        "--batch",
+        "64",
+        "--seq",
+        "2048",
+        "--top",
+        "2",
+        "--prune-gap",
+        "0",
+        "--no-sensitivity",
+    ];
+    let mut args = base.to_vec();
+    let svg_arg = svg.display().to_string();
+    args.extend(["--json", "--svg", &svg_arg]);
+    let one = run_here(&args);
+    assert_eq!(one.code, Some(0), "{}", one.context());
+    let report = one.json();
+    assert_eq!(
+        report["best"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        one.context()
+    );
+    for f in ["front.svg", "split.svg"] {
+        let text = std::fs::read_to_string(svg.join(f)).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("<circle"), "{f}");
+    }
+    // Two slices through files, merged: the same answers.
+    let mut slices = Vec::new();
+    for i in 0..2 {
+        let out = dir.path(&format!("{i}.json")).display().to_string();
+        let shard = format!("{i}/2");
+        let mut a = base.to_vec();
+        a.extend(["--shard", &shard, "--out", &out]);
+        let run = run_here(&a);
+        assert_eq!(run.code, Some(0), "{}", run.context());
+        slices.push(out);
+    }
+    let mut m = vec!["merge", "--json"];
+    m.extend(slices.iter().map(String::as_str));
+    let merged = run_here(&m);
+    assert_eq!(merged.code, Some(0), "{}", merged.context());
+    let (mut a, mut b) = (report, merged.json());
+    a.as_object_mut().unwrap().remove("run");
+    b.as_object_mut().unwrap().remove("run");
+    assert_eq!(a, b);
+    // A bad flag still prints one JSON object, naming it.
+    let bad = run_here(&[
+        "explore",
+        "tests/data/spaces/tiny.toml",
+        "--model",
+        "models/megatron-1.7b.toml",
+        "--json",
+    ]);
+    assert_eq!(bad.code, Some(2), "{}", bad.context());
+    assert!(
+        bad.json().to_string().contains("--batch"),
+        "{}",
+        bad.context()
+    );
+}

@@ -202,7 +202,7 @@ impl Error {
 /// ```
 /// let i = watos::error::Infeasibility {
 ///     model: "GPT-3".into(), hardware: "w".into(), healthy_devices: 4, dram_total_bytes: 280e9,
-///     closest: None, reason: watos::error::InfeasibleReason::Aggregate,
+///     closest: None, reason: watos::error::InfeasibleReason::Aggregate, detail: None,
 /// };
 /// assert!(i.to_string().contains("does not fit"));
 /// ```
@@ -215,6 +215,9 @@ pub struct Infeasibility {
     /// The configuration that comes closest to fitting, and what it needs.
     pub closest: Option<Shortfall>,
     pub reason: InfeasibleReason,
+    /// What overflows in the plan that comes closest, when a strategy scored plans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// What rules the plans out.
@@ -226,6 +229,9 @@ pub enum InfeasibleReason {
     /// Some configurations fit in aggregate, but in each some device overflows even with
     /// activations and optimizer state parked on other stages.
     PerDevice,
+    /// Some configurations fit in aggregate, but every plan a framework's rules allow (equal
+    /// stages, one recomputation mode, nothing parked, its memory reserve) overflows some device.
+    Rules,
 }
 
 /// The least DRAM a configuration needs summed over one pipeline (one tensor-parallel rank of one
@@ -297,8 +303,13 @@ impl std::fmt::Display for Infeasibility {
                 100.0 * (need / n.available_bytes - 1.0),
             )?;
         }
-        if self.reason == InfeasibleReason::PerDevice {
-            f.write_str("; some configurations fit in aggregate, but in each one some device overflows even with activations and optimizer state parked on other stages")?;
+        match self.reason {
+            InfeasibleReason::Aggregate => {}
+            InfeasibleReason::PerDevice => f.write_str("; some configurations fit in aggregate, but in each one some device overflows even with activations and optimizer state parked on other stages")?,
+            InfeasibleReason::Rules => f.write_str("; some configurations fit in aggregate, but every plan the framework's rules allow (equal stages, one recomputation mode for all, nothing parked, its memory reserve kept free) overflows some device")?,
+        }
+        if let Some(d) = &self.detail {
+            write!(f, "; {d}")?;
         }
         Ok(())
     }

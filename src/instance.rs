@@ -9,6 +9,8 @@ use crate::hardware::{AttentionKernel, Execution, Fabric, Hardware};
 use crate::input::{ranges, relative_to, SourceFile};
 use crate::workload::Model;
 
+mod framework;
+
 /// Storage type of weights and activations (both 2 bytes in mixed precision).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -116,6 +118,18 @@ pub struct Limits {
     /// recomputing anything. A plan using another mode is infeasible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recompute: Option<Vec<crate::plan::Recompute>>,
+    /// Framework rule: nothing parked in other devices' DRAM (`framework`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_parking: bool,
+    /// Framework rule: the tensor degree divides the key/value heads (none replicated).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tp_divides_kv_heads: bool,
+    /// Framework rule: on a cluster, tensor-parallel groups stay inside a node.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tp_within_node: bool,
+    /// Framework rule: DRAM per device kept free for the framework, in GB (10^9 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve_gb: Option<f64>,
 }
 
 impl Limits {
@@ -146,6 +160,9 @@ impl Limits {
                 "list the modes plans may use, e.g. [\"none\"], or omit the key for all",
             ));
         }
+        if let Some(r) = self.reserve_gb {
+            ranges::RESERVE_GB.check("reserve_gb", r, "GB per device, e.g. 3")?;
+        }
         Ok(())
     }
 }
@@ -172,6 +189,9 @@ pub struct Instance {
     /// Where the model and hardware came from (for reports).
     pub model_path: Option<PathBuf>,
     pub hardware_path: Option<PathBuf>,
+    /// DRAM per device already set aside for a framework and taken off `hardware`'s capacity
+    /// ([`Instance::with_reserve`]); 0 for the hardware as built.
+    pub reserved_bytes: f64,
     fabric: Fabric,
 }
 
@@ -202,6 +222,8 @@ impl Instance {
             .name
             .unwrap_or_else(|| format!("{} on {}", model.name, hardware.name));
         let mut inst = Instance::new(name, model, hardware, file.training)?;
+        inst.check_reserve(file.limits.reserve_gb)
+            .map_err(|e| src.field_error(e.within("limits")))?;
         inst.limits = file.limits;
         inst.model_path = Some(model_path);
         inst.hardware_path = Some(hardware_path);
@@ -252,6 +274,7 @@ impl Instance {
             limits: Limits::default(),
             model_path: None,
             hardware_path: None,
+            reserved_bytes: 0.0,
             fabric,
         })
     }

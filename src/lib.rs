@@ -6,6 +6,7 @@
 //! stage model) -> [`solution`] -> [`strategy`] (the searches) -> [`validate`] -> [`report`] ->
 //! [`cli`].
 
+pub mod compare;
 pub mod cost;
 pub mod error;
 pub mod explore;

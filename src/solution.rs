@@ -60,6 +60,9 @@ pub enum Method {
     Monolithic,
     /// Every plan of the space enumerated.
     Exhaustive,
+    /// Every plan of a framework's rule-bound space scored by the evaluator (no MIP), in order of
+    /// a bound that prunes the rest: the bound is the least step time of that space.
+    Enumeration,
 }
 
 impl std::fmt::Display for Method {
@@ -68,6 +71,7 @@ impl std::fmt::Display for Method {
             Method::Decomposition => "decomposition",
             Method::Monolithic => "monolithic",
             Method::Exhaustive => "exhaustive",
+            Method::Enumeration => "enumeration",
         })
     }
 }
@@ -144,6 +148,23 @@ impl Space {
                 ));
             }
         }
+        for (on, rule) in [
+            (l.no_parking, "no_parking"),
+            (l.tp_divides_kv_heads, "tp_divides_kv_heads"),
+            (l.tp_within_node, "tp_within_node"),
+        ] {
+            if on {
+                fixed.push(format!(
+                    "the framework rule {rule} narrows the space: the bound holds only over plans that obey it"
+                ));
+            }
+        }
+        if inst.reserved_bytes > 0.0 {
+            fixed.push(format!(
+                "{} GB of each device's DRAM is kept free for the framework: the bound holds only over plans that leave it free",
+                inst.reserved_bytes / crate::units::GB
+            ));
+        }
         Space {
             searched: searched.to_string(),
             fixed,
@@ -189,6 +210,15 @@ impl Solution {
         space: &str,
     ) -> Self {
         let step = found.evaluation.step_time_s;
+        // A bound above a plan the evaluator scored is a bug in the encoding, not a result: fail
+        // loudly in debug builds. Only the solver's own tolerance (1e-6 relative) is absorbed.
+        debug_assert!(
+            found.bound_s <= step * (1.0 + 1e-6),
+            "bound {} s above the plan's {} s ({})",
+            found.bound_s,
+            step,
+            found.plan
+        );
         let lower_bound_s = found.bound_s.min(step);
         let gap = (step - lower_bound_s) / step;
         let status = if gap <= solver.gap + 1e-12 {

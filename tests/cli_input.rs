@@ -201,6 +201,35 @@ fn more_devices_than_the_wafer_has_names_both_counts() {
 }
 
 #[test]
+fn interleaving_outside_megatrons_rule_is_refused_with_the_rule() {
+    // The GPT-3 instance: 512 sequences; D1 micro-batch 2 gives 256 micro-batches, not a multiple of 7.
+    run_here(&[
+        "evaluate",
+        GPT3,
+        "--tp",
+        "8",
+        "--pp",
+        "7",
+        "--micro-batch",
+        "2",
+        "--interleave",
+        "2",
+    ])
+    .assert_bad_input(&["--interleave:", "micro-batches (", "a multiple of pp (7)"]);
+    run_here(&[
+        "evaluate",
+        GPT3,
+        "--tp",
+        "8",
+        "--pp",
+        "1",
+        "--interleave",
+        "2",
+    ])
+    .assert_bad_input(&["--interleave:", "interleaving needs pp > 1"]);
+}
+
+#[test]
 fn plan_whose_stages_miss_layers_names_the_stages() {
     let s = Scratch::new();
     let text = "dp = 1\ntp = 8\npp = 2\nmicro_batch = 1\n\n[[stage]]\nlayers = 48\nrecompute = \"full\"\n\n[[stage]]\nlayers = 47\nrecompute = \"full\"\n";

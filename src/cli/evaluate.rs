@@ -18,11 +18,15 @@ pub struct EvaluateArgs {
     #[command(flatten)]
     pub instance: InstanceArgs,
     /// Plan file (as written by `watos solve --out`).
-    #[arg(long, conflicts_with_all = ["dp", "tp", "pp", "micro_batch", "recompute", "sequence_parallel", "interleave", "zero1", "dp_overlap"])]
+    #[arg(long, conflicts_with_all = ["dp", "ep", "tp", "pp", "micro_batch", "recompute", "sequence_parallel", "interleave", "zero1", "dp_overlap"])]
     pub plan: Option<PathBuf>,
     /// Data-parallel degree.
     #[arg(long)]
     pub dp: Option<u32>,
+    /// Expert-parallel degree: MoE layers' routed experts split over groups of this many
+    /// data-parallel replicas (divides --dp and the experts).
+    #[arg(long)]
+    pub ep: Option<u32>,
     /// Tensor-parallel degree.
     #[arg(long)]
     pub tp: Option<u32>,
@@ -72,6 +76,7 @@ impl From<RecomputeArg> for Recompute {
 fn flag_error(e: FieldError, plan: &Plan) -> Error {
     let flag = match e.field.split(['.', '[']).next().unwrap_or("") {
         "dp" => "--dp",
+        "ep" => "--ep",
         "tp" => "--tp",
         "micro_batch" => "--micro-batch",
         "interleave" => "--interleave",
@@ -87,6 +92,7 @@ impl EvaluateArgs {
     /// Whether any flag describing a plan was given.
     fn has_plan_flags(&self) -> bool {
         self.dp.is_some()
+            || self.ep.is_some()
             || self.tp.is_some()
             || self.pp.is_some()
             || self.micro_batch.is_some()
@@ -141,6 +147,7 @@ impl EvaluateArgs {
                 .map(Recompute::from)
                 .unwrap_or(Recompute::None),
         );
+        plan.ep = self.ep.unwrap_or(1);
         plan.sequence_parallel = self.sequence_parallel;
         plan.interleave = self.interleave.unwrap_or(1);
         plan.zero1 = self.zero1;
@@ -151,7 +158,7 @@ impl EvaluateArgs {
 }
 
 /// Flags a plan can be given with, for the request when none is.
-const PLAN_FLAGS: &str = "give a plan: --plan PLAN.toml (as `watos solve --out` writes it), or its degrees --dp D --tp T --pp P (unset ones are 1) with --micro-batch B, --recompute none|selective|full, --sequence-parallel, --interleave V, --zero1, --dp-overlap; `watos solve INSTANCE` finds the best plan";
+const PLAN_FLAGS: &str = "give a plan: --plan PLAN.toml (as `watos solve --out` writes it), or its degrees --dp D --tp T --pp P (unset ones are 1) with --ep E (expert parallelism), --micro-batch B, --recompute none|selective|full, --sequence-parallel, --interleave V, --zero1, --dp-overlap; `watos solve INSTANCE` finds the best plan";
 
 pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Error> {
     let inst = args.instance.load()?;
@@ -167,6 +174,7 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode, Error> {
         None => args.plan_from_flags(&inst)?,
     };
     let eval = evaluate(&inst, &plan)?;
+    super::write_svg(&args.output, &inst, &plan, &eval)?;
     if args.output.json {
         super::print_json(&crate::report::evaluation_json(&inst, &plan, &eval))?;
     } else {

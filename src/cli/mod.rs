@@ -1,8 +1,10 @@
 //! The `watos` command line.
 
 mod bench;
+mod compare;
 mod evaluate;
 mod explore;
+mod faults;
 mod progress;
 mod solve;
 mod validate;
@@ -44,6 +46,11 @@ pub enum Command {
     Explore(explore::ExploreArgs),
     /// Join the slices of `watos explore --shard I/N` into the report of a single run.
     Merge(explore::MergeArgs),
+    /// Solve instances with every strategy (watos and its baselines) and compare them.
+    Compare(compare::CompareArgs),
+    /// Break random dies or links of a wafer at several rates and compare fault-aware plans with
+    /// fault-unaware ones.
+    Faults(faults::FaultsArgs),
 }
 
 /// Where the instance comes from: a file, flags, or a file with flags overriding it.
@@ -81,6 +88,12 @@ pub struct OutputArgs {
     /// Every table and column: also each stage's DRAM by category.
     #[arg(long)]
     pub wide: bool,
+    /// Print the die map (on a wafer) even when it is wider or longer than the terminal.
+    #[arg(long)]
+    pub map: bool,
+    /// Draw the die map as an SVG picture into this file (on a wafer).
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
 }
 
 impl OutputArgs {
@@ -88,7 +101,7 @@ impl OutputArgs {
     /// diagnostics).
     ///
     /// ```
-    /// let out = watos::cli::OutputArgs { json: false, wide: true };
+    /// let out = watos::cli::OutputArgs { json: false, wide: true, map: false, svg: None };
     /// let view = out.view(false);
     /// assert!(view.wide && view.width >= 40);
     /// ```
@@ -97,7 +110,47 @@ impl OutputArgs {
             width: crate::report::View::output_width(),
             wide: self.wide,
             verbose,
+            map: self.map,
         }
+    }
+}
+
+/// Framework rules any strategy can be held to; each adds to the instance's `[limits]`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FrameworkArgs {
+    /// Nothing parked in other devices' DRAM.
+    #[arg(long)]
+    pub no_parking: bool,
+    /// The tensor degree divides the key/value heads.
+    #[arg(long)]
+    pub tp_divides_kv_heads: bool,
+    /// On a cluster, tensor-parallel groups stay inside a node.
+    #[arg(long)]
+    pub tp_within_node: bool,
+    /// DRAM per device kept free for the framework, in GB; replaces the instance's `reserve_gb`.
+    #[arg(long, allow_negative_numbers = true)]
+    pub reserve_gb: Option<f64>,
+}
+
+impl FrameworkArgs {
+    /// The instance with these rules added to its limits; a reserve out of range or leaving no
+    /// DRAM is an error naming `--reserve-gb`.
+    pub fn apply(&self, mut inst: Instance) -> Result<Instance, Error> {
+        let lim = &mut inst.limits;
+        lim.no_parking |= self.no_parking;
+        lim.tp_divides_kv_heads |= self.tp_divides_kv_heads;
+        lim.tp_within_node |= self.tp_within_node;
+        if let Some(r) = self.reserve_gb {
+            crate::input::ranges::RESERVE_GB
+                .check("--reserve-gb", r, "GB per device, e.g. 3")
+                .map_err(flag_error)?;
+            inst.check_reserve(Some(r)).map_err(|mut e| {
+                e.field = "--reserve-gb".into();
+                flag_error(e)
+            })?;
+            inst.limits.reserve_gb = Some(r);
+        }
+        Ok(inst)
     }
 }
 
@@ -233,6 +286,24 @@ pub(crate) fn print(text: &str) -> Result<(), Error> {
     }
 }
 
+/// Draws the die map of `plan` into `--svg FILE` when one was given.
+pub(crate) fn write_svg(
+    output: &OutputArgs,
+    inst: &Instance,
+    plan: &crate::plan::Plan,
+    e: &crate::cost::Evaluation,
+) -> Result<(), Error> {
+    let Some(path) = &output.svg else {
+        return Ok(());
+    };
+    let text = crate::report::die_map_svg(inst, plan, e)?;
+    std::fs::write(path, text).map_err(|err| Error::Write {
+        path: path.display().to_string(),
+        reason: err.to_string(),
+        help: Some("check that the directory exists, is writable and has room".into()),
+    })
+}
+
 /// A JSON value on standard output, pretty-printed as every `--json` object is.
 pub(crate) fn print_json(value: &serde_json::Value) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(value)
@@ -268,6 +339,8 @@ impl Command {
             Command::Validate(a) => a.json,
             Command::Explore(a) => a.output.json || a.shard.is_some(),
             Command::Merge(a) => a.output.json,
+            Command::Compare(a) => a.json,
+            Command::Faults(a) => a.json,
         }
     }
 }
@@ -318,6 +391,8 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Explore(args) => explore::run(&args),
         Command::Merge(args) => explore::merge(&args),
+        Command::Compare(args) => compare::run(&args),
+        Command::Faults(args) => faults::run(&args),
     };
     match result {
         Ok(code) => code,

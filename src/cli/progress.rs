@@ -19,6 +19,8 @@ struct Tally {
     what: String,
     incumbent_s: f64,
     bound_s: f64,
+    /// Lines give the count alone (a sweep of many searches has no one incumbent).
+    count_only: bool,
 }
 
 /// A bar on stderr when `show` and stderr is a terminal; plain lines when stderr is not a
@@ -45,9 +47,27 @@ impl Progress {
                 what: String::new(),
                 incumbent_s: f64::INFINITY,
                 bound_s: 0.0,
+                count_only: false,
             })
         });
         Progress(bar, plain)
+    }
+
+    /// Progress whose plain lines count what is settled and say nothing of a best plan.
+    ///
+    /// ```
+    /// use watos::strategy::Observer;
+    /// let p = watos::cli::Progress::counting(false);
+    /// p.start(3, "fault patterns");
+    /// p.advance(1);
+    /// assert_eq!(p.0.position(), 1);
+    /// ```
+    pub fn counting(show: bool) -> Self {
+        let p = Progress::new(show);
+        if let Some(Ok(mut t)) = p.1.as_ref().map(|m| m.lock()) {
+            t.count_only = true;
+        }
+        p
     }
 
     /// Prints a plain line if one is due.
@@ -58,19 +78,21 @@ impl Progress {
             return;
         }
         t.last_line = Instant::now();
-        let best = if t.incumbent_s.is_finite() {
+        let best = if t.count_only {
+            String::new()
+        } else if t.incumbent_s.is_finite() {
             let gap = (t.incumbent_s - t.bound_s) / t.incumbent_s;
             format!(
-                "best {}, bound {}, gap {}",
+                " best {}, bound {}, gap {},",
                 fmt_s(t.incumbent_s),
                 fmt_s(t.bound_s),
                 fmt_gap(gap)
             )
         } else {
-            "no plan yet".to_string()
+            " no plan yet,".to_string()
         };
         super::eprint(&format!(
-            "watos: {}/{} {} settled, {best}, {:.0} s\n",
+            "watos: {}/{} {} settled,{best} {:.0} s\n",
             t.done,
             t.total,
             t.what,
@@ -97,6 +119,14 @@ impl crate::strategy::Observer for Progress {
         self.0.inc(n);
         if let Some(Ok(mut t)) = self.1.as_ref().map(|m| m.lock()) {
             t.done += n;
+        }
+        self.tick(false);
+    }
+
+    fn settled(&self, done: u64) {
+        self.0.set_position(done);
+        if let Some(Ok(mut t)) = self.1.as_ref().map(|m| m.lock()) {
+            t.done = done;
         }
         self.tick(false);
     }

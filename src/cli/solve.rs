@@ -4,11 +4,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use serde_json::json;
 
 use crate::error::Error;
 use crate::formulation::SolverOptions;
 use crate::input::ranges::TIME_LIMIT;
+use crate::strategy::megatron::args::arguments;
 use crate::strategy::{self, SearchOptions};
+use crate::units::GB;
 
 use super::{InstanceArgs, Progress};
 
@@ -39,6 +42,12 @@ pub struct SolveArgs {
     /// `--formulation exhaustive`.
     #[arg(long, conflicts_with = "formulation")]
     pub exhaustive: bool,
+    /// The strategy: `watos` (the default, the decomposition), one of watos's formulations, or a
+    /// baseline: `megatron` (Megatron-LM's rules; on a GPU cluster with the arguments that run
+    /// the plan) or `gpu-node` (megatron on 8 Blackwell Ultra GPUs with the memory of the
+    /// instance's hardware).
+    #[arg(long, conflicts_with_all = ["formulation", "exhaustive"])]
+    pub strategy: Option<String>,
     /// `decomposition`: branch-and-bound over configurations with one MIP each (fast);
     /// `monolithic`: one MIP choosing among configurations, for comparison; `exhaustive`: every
     /// plan enumerated (small instances).
@@ -50,6 +59,8 @@ pub struct SolveArgs {
     /// Write the plan (with its placement) to this TOML file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub framework: super::FrameworkArgs,
     #[command(flatten)]
     pub output: super::OutputArgs,
     /// Also the solver's internal figures (diagnostics): the MIP's objective, nodes, relaxations.
@@ -101,7 +112,7 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
             .map_err(super::flag_error)?;
     }
     check_search_flags(args.gap, args.threads)?;
-    let inst = args.instance.load()?;
+    let inst = args.framework.apply(args.instance.load()?)?;
     let solver = SolverOptions {
         gap: args.gap,
         threads: args.threads,
@@ -114,16 +125,16 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
         seed: args.seed,
         ..Default::default()
     };
-    let name = if args.exhaustive {
-        "exhaustive"
-    } else {
-        args.formulation.name()
+    let (flag, name) = match (&args.strategy, args.exhaustive) {
+        (Some(s), _) => ("--strategy", s.as_str()),
+        (None, true) => ("--exhaustive", "exhaustive"),
+        (None, false) => ("--formulation", args.formulation.name()),
     };
     let chosen = strategy::by_name(name).ok_or_else(|| {
         Error::invalid(
-            "--formulation",
-            format!("no strategy {name}"),
-            strategy::NAMES.join(", "),
+            flag,
+            format!("no strategy `{name}`"),
+            format!("known: {}", strategy::NAMES.join(", ")),
         )
     })?;
     let opts = SearchOptions {
@@ -131,7 +142,16 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
         local_search: !args.no_local_search,
     };
     let progress = Progress::new(!args.output.json);
-    let mut sol = chosen.solve(&inst, &opts, &progress)?;
+    let strategy::Outcome {
+        instance: inst,
+        solution: mut sol,
+    } = strategy::run(chosen.as_ref(), &inst, &opts, &progress)?;
+    let launch = inst
+        .hardware
+        .cluster
+        .is_some()
+        .then(|| arguments(&sol.plan, &inst))
+        .flatten();
     sol.plan
         .pin_placement(inst.fabric())
         .map_err(crate::cost::plan_error)?;
@@ -153,14 +173,26 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
             help: Some("check that the directory exists, is writable and has room".into()),
         })?;
     }
+    super::write_svg(&args.output, &inst, &sol.plan, &sol.evaluation)?;
     if args.output.json {
-        super::print_json(&crate::report::solution_json(&inst, &sol))?;
+        let mut v = crate::report::solution_json(&inst, &sol);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("strategy".into(), json!(name));
+            obj.insert("reserve_gb".into(), json!(inst.reserved_bytes / GB));
+            obj.insert("megatron".into(), json!(launch));
+        }
+        super::print_json(&v)?;
     } else {
-        super::print(&crate::report::solution_text(
+        let view = args.output.view(args.verbose);
+        let mut text = crate::report::solution_text(&inst, &sol, &view);
+        text.push_str(&crate::report::strategy_text(
+            name,
+            chosen.space(),
             &inst,
-            &sol,
-            &args.output.view(args.verbose),
-        ))?;
+            launch.as_ref(),
+            &view,
+        ));
+        super::print(&text)?;
     }
     Ok(ExitCode::SUCCESS)
 }

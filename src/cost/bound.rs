@@ -104,6 +104,7 @@ fn stage_sum(c: &ConfigCosts, comm: &CommCosts) -> f64 {
     let p = c.config.pp;
     let fixed: f64 = stage_fixed(c, comm).iter().sum();
     let tp = comm.tp_allreduce_s.first().copied().unwrap_or(0.0);
+    let a2a = comm.all_to_all_s.first().copied().unwrap_or(0.0);
     let inflight = (0..p).map(|j| c.inflight(j)).fold(f64::INFINITY, f64::min);
     let s = &c.state;
     let totals = c.layout.totals();
@@ -115,8 +116,18 @@ fn stage_sum(c: &ConfigCosts, comm: &CommCosts) -> f64 {
         .map(|(k, n)| k.params * *n as f64)
         .sum::<f64>()
         + (0..p).map(|j| c.ends_params(j)).sum::<f64>();
+    // Expert optimizer state is sharded over fewer replicas.
+    let experts: f64 = c
+        .kinds
+        .iter()
+        .zip(&totals)
+        .map(|(k, n)| k.expert_params * *n as f64)
+        .sum();
+    let expert_extra =
+        s.optimizer / c.expert_optimizer_shards() - s.optimizer / c.optimizer_shards();
     let free = p as f64 * (c.dram_capacity_bytes + c.sram_weight_bytes - c.workspace_bytes)
         - params * state_per_param
+        - experts * expert_extra
         - (0..p)
             .map(|j| c.inflight(j) * c.ends_act_bytes(j))
             .sum::<f64>();
@@ -128,7 +139,8 @@ fn stage_sum(c: &ConfigCosts, comm: &CommCosts) -> f64 {
             WeightSource::ALL
                 .into_iter()
                 .flat_map(|w| {
-                    Recompute::ALL.map(|r| (k.time_s(w, r, tp), inflight * k.act_bytes[r.index()]))
+                    Recompute::ALL
+                        .map(|r| (k.time_s(w, r, tp, a2a), inflight * k.act_bytes[r.index()]))
                 })
                 .collect()
         })
@@ -174,13 +186,13 @@ fn stage_fixed(c: &ConfigCosts, comm: &CommCosts) -> Vec<f64> {
 }
 
 /// The cheapest time of one layer of any kind, mode and weight source at `tp` seconds per
-/// all-reduce, and its tensor-parallel all-reduces.
-fn cheapest_layer(c: &ConfigCosts, tp: f64) -> (f64, f64) {
+/// all-reduce and `a2a` per all-to-all, and its tensor-parallel all-reduces.
+fn cheapest_layer(c: &ConfigCosts, tp: f64, a2a: f64) -> (f64, f64) {
     c.kinds
         .iter()
         .flat_map(|k| {
             WeightSource::ALL.into_iter().flat_map(move |w| {
-                Recompute::ALL.map(move |r| (k.time_s(w, r, tp), k.tp_collectives[r.index()]))
+                Recompute::ALL.map(move |r| (k.time_s(w, r, tp, a2a), k.tp_collectives[r.index()]))
             })
         })
         .fold((f64::INFINITY, f64::INFINITY), |a, b| {
@@ -353,7 +365,8 @@ pub fn quick_bound(
     };
     let Some(u) = units else {
         let tp = comm.tp_allreduce_s.first().copied().unwrap_or(0.0);
-        let slowest = slowest_stage(c, &stage_fixed(c, comm), cheapest_layer(c, tp).0, None);
+        let a2a = comm.all_to_all_s.first().copied().unwrap_or(0.0);
+        let slowest = slowest_stage(c, &stage_fixed(c, comm), cheapest_layer(c, tp, a2a).0, None);
         return finish(stage_sum(c, comm), slowest, even_tail(c, comm, dp_overlap));
     };
     let inside = CommCosts {
@@ -372,11 +385,15 @@ pub fn quick_bound(
             };
             p as usize
         ],
+        // Expert-parallel groups are priced at the best any placement allows in every class.
+        all_to_all_s: comm.all_to_all_s.clone(),
+        expert_dp_paths: comm.expert_dp_paths.clone(),
         tied_s: comm.tied_s,
     };
     let sum_inside = stage_sum(c, &inside);
     let mut fixed = stage_fixed(c, &inside);
-    let (layer, layer_collectives) = cheapest_layer(c, u.tp_inside_s);
+    let a2a = comm.all_to_all_s.first().copied().unwrap_or(0.0);
+    let (layer, layer_collectives) = cheapest_layer(c, u.tp_inside_s, a2a);
     let (tail_aligned, tail_any) = (
         even_tail(c, &inside, dp_overlap),
         even_tail(c, comm, dp_overlap),

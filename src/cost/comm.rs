@@ -57,6 +57,28 @@ pub fn p2p_s(bytes: f64, path: PathCost, link_eff: f64) -> f64 {
     path.latency_s + bytes / (path.bw_bytes_per_s * link_eff)
 }
 
+/// All-to-all in which each device sends `bytes` in all (an equal share to every other member, all
+/// messages posted at once, as NCCL's grouped sends and Megatron-core's token dispatcher do):
+/// `alpha + S / B`, the congestion plus dilation of packet routing (Leighton, Maggs and Rao,
+/// Combinatorica 14(2), 1994): `B` is what the busiest link or port on the member's routes leaves
+/// its buffer and `alpha` the longest route's latency, both from
+/// [`Fabric::all_to_all`](crate::hardware::Fabric::all_to_all).
+///
+/// ```
+/// use watos::hardware::fabric::PathCost;
+/// // Four dies in a line, 1 TB/s links, 100 ns hops: the middle link carries 4 messages of
+/// // 1 GB, so a 3 GB buffer drains at 0.75 TB/s: 4 ms, plus three hops.
+/// let path = PathCost { bw_bytes_per_s: 0.75e12, latency_s: 300e-9, hops: 3 };
+/// let t = watos::cost::comm::all_to_all_s(3e9, path, 1.0);
+/// assert!((t - (4e-3 + 300e-9)).abs() < 1e-15);
+/// ```
+pub fn all_to_all_s(bytes: f64, path: PathCost, link_eff: f64) -> f64 {
+    if bytes <= 0.0 {
+        return 0.0;
+    }
+    path.latency_s + bytes / (path.bw_bytes_per_s * link_eff)
+}
+
 /// Communication of one configuration, per stage: on a concrete placement (what the evaluator
 /// charges) or at the best any placement allows (what the bounding MIP charges).
 #[derive(Debug, Clone)]
@@ -65,9 +87,16 @@ pub struct CommCosts {
     pub tp_allreduce_s: Vec<f64>,
     /// Pipeline sends of one micro-batch out of the stage, forward and backward.
     pub p2p_s: Vec<f64>,
+    /// One token all-to-all on the stage's expert-parallel groups (slowest group; 0 without
+    /// expert parallelism).
+    pub all_to_all_s: Vec<f64>,
     /// Paths of the stage's data-parallel rings (one per tensor-parallel rank; empty without
     /// data parallelism).
     pub dp_paths: Vec<Vec<PathCost>>,
+    /// With expert parallelism, the rings reducing the routed experts' gradients over the
+    /// replicas holding the same experts: an equal run of them for each data-parallel ring (the
+    /// `ep` rings of its tensor-parallel rank), else empty.
+    pub expert_dp_paths: Vec<Vec<PathCost>>,
     /// Tied-embedding gradient all-reduce between the first and last stage.
     pub tied_s: f64,
 }
@@ -133,6 +162,7 @@ impl CommCosts {
                 dp_paths[i / t].push(path);
             }
         }
+        let (all_to_all_s, expert_dp_paths) = expert_comm(inst, c, g);
         let mut tied_s = 0.0;
         if c.tied_sync_bytes > 0.0 {
             let pairs: Vec<[DeviceId; 2]> = (0..g.replicas())
@@ -148,7 +178,9 @@ impl CommCosts {
         CommCosts {
             tp_allreduce_s,
             p2p_s,
+            all_to_all_s,
             dp_paths,
+            expert_dp_paths,
             tied_s,
         }
     }
@@ -166,9 +198,18 @@ impl CommCosts {
                     (nf + nb) * ideal.p2p_s
                 })
                 .collect(),
+            all_to_all_s: vec![ideal.all_to_all_s; p],
             dp_paths: vec![
                 if c.config.dp > 1 {
                     vec![ideal.dp_path]
+                } else {
+                    Vec::new()
+                };
+                p
+            ],
+            expert_dp_paths: vec![
+                if c.config.ep > 1 {
+                    vec![ideal.expert_dp_path]
                 } else {
                     Vec::new()
                 };
@@ -185,7 +226,9 @@ impl CommCosts {
         StageComm {
             tp_allreduce_s: self.tp_allreduce_s[ju],
             p2p_s: self.p2p_s[ju],
+            all_to_all_s: self.all_to_all_s[ju],
             dp_paths: &self.dp_paths[ju],
+            expert_dp_paths: &self.expert_dp_paths[ju],
             tied_s: if end { self.tied_s } else { 0.0 },
             dp_overlap,
         }
@@ -200,6 +243,10 @@ pub struct IdealComm {
     /// Bandwidth of a parking transfer: the slower of DRAM and one uncontended link.
     pub park_bw: f64,
     pub dp_path: PathCost,
+    /// One token all-to-all on an expert-parallel group at the best any placement allows.
+    pub all_to_all_s: f64,
+    /// The ring of replicas holding the same experts.
+    pub expert_dp_path: PathCost,
     pub tied_path: PathCost,
 }
 
@@ -218,9 +265,52 @@ impl IdealComm {
             p2p_s: p2p_s(c.p2p_bytes, flow, c.link_eff),
             park_bw: c.dram_bw_eff.min(flow.bw_bytes_per_s * c.link_eff),
             dp_path: fabric.ideal_ring(cfg.dp),
+            all_to_all_s: all_to_all_s(c.a2a_bytes, fabric.ideal_all_to_all(cfg.ep), c.link_eff),
+            expert_dp_path: fabric.ideal_ring(cfg.expert_dp()),
             tied_path: fabric.ideal_ring(2),
         }
     }
+}
+
+/// Expert-parallel communication on a placement, per stage: one token all-to-all (the slowest of
+/// the stage's groups, every group of every stage exchanging at once, as the tensor-parallel rings
+/// are charged) and the rings reducing the experts' gradients, `ep` per tensor-parallel rank, all
+/// at once. Replicas `e ep .. (e + 1) ep` form expert-parallel group `e`, and
+/// replicas `i, i + ep, i + 2 ep, ..` hold the same experts (Megatron-core's rank order: expert
+/// parallelism inside data parallelism).
+fn expert_comm(inst: &Instance, c: &ConfigCosts, g: &Placement) -> (Vec<f64>, Vec<Vec<PathCost>>) {
+    let fabric = inst.fabric();
+    let (p, t) = (g.stages(), c.config.tp as usize);
+    let (d, ep) = (g.replicas(), c.config.ep.max(1) as usize);
+    if ep < 2 {
+        return (vec![0.0; p], vec![Vec::new(); p]);
+    }
+    // (stage, rank) of each group, in order.
+    let slots: Vec<(usize, usize)> = (0..p).flat_map(|j| (0..t).map(move |k| (j, k))).collect();
+    let groups: Vec<Vec<DeviceId>> = slots
+        .iter()
+        .flat_map(|(j, k)| {
+            (0..d / ep).map(move |e| (e * ep..(e + 1) * ep).map(|r| g.group(r, *j)[*k]).collect())
+        })
+        .collect();
+    let refs: Vec<&[DeviceId]> = groups.iter().map(|x| x.as_slice()).collect();
+    let mut a2a = vec![0.0f64; p];
+    for (i, path) in fabric.all_to_all(&refs).into_iter().enumerate() {
+        let j = slots[i / (d / ep)].0;
+        a2a[j] = a2a[j].max(all_to_all_s(c.a2a_bytes, path, c.link_eff));
+    }
+    let rings: Vec<Vec<DeviceId>> = slots
+        .iter()
+        .flat_map(|(j, k)| {
+            (0..ep).map(move |i| (i..d).step_by(ep).map(|r| g.group(r, *j)[*k]).collect())
+        })
+        .collect();
+    let refs: Vec<&[DeviceId]> = rings.iter().map(|x| x.as_slice()).collect();
+    let mut paths: Vec<Vec<PathCost>> = vec![Vec::with_capacity(t * ep); p];
+    for (i, path) in fabric.rings(&refs).into_iter().enumerate() {
+        paths[slots[i / ep].0].push(path);
+    }
+    (a2a, paths)
 }
 
 /// One configuration's communication per placement class on a fabric of units (GPU nodes,

@@ -1,4 +1,4 @@
-//! Everything a configuration (d, t, p, b, sequence parallelism, interleave, ZeRO-1) fixes before
+//! Everything a configuration (d, ep, t, p, b, sequence parallelism, interleave, ZeRO-1) fixes before
 //! any per-stage decision: per-layer costs of every layer kind, the embedding and head, state bytes,
 //! rates. The stage model (`cost::stage`) reads its coefficients from here.
 
@@ -45,6 +45,9 @@ pub struct ConfigCosts {
     pub tp_bytes: f64,
     pub first: Fixed,
     pub last: Fixed,
+    /// Bytes one device sends in one token all-to-all of an MoE layer (0 without expert
+    /// parallelism): the unit of [`KindCosts::all_to_alls`].
+    pub a2a_bytes: f64,
     /// Bytes one device sends to the next stage per micro-batch: `2 s b h / t` (its shard, with
     /// sequence parallelism or Megatron's scatter/gather optimisation).
     pub p2p_bytes: f64,
@@ -91,11 +94,22 @@ impl ConfigCosts {
             eff: EffParams::from(&hw.efficiency),
         };
         let layout = m.layout();
-        let kinds: Vec<KindCosts> = layout
+        let mut kinds: Vec<KindCosts> = layout
             .kinds
             .iter()
             .map(|k| KindCosts::new(inst, *k, &c, &rates, &state))
             .collect();
+        // Every MoE kind moves the same tokens (one `[moe]` table); should two ever differ, each
+        // counts its all-to-alls in units of the largest.
+        let a2a_bytes = kinds.iter().map(|k| k.all_to_all_bytes).fold(0.0, f64::max);
+        for k in &mut kinds {
+            let scale = if a2a_bytes > 0.0 {
+                k.all_to_all_bytes / a2a_bytes
+            } else {
+                0.0
+            };
+            k.all_to_alls = k.all_to_alls.map(|n| n * scale);
+        }
         let t = c.tp as f64;
         let vocab = m.vocab as f64;
         let first = Fixed {
@@ -128,6 +142,7 @@ impl ConfigCosts {
             kinds,
             state,
             tp_bytes: 2.0 * shape.sbh(),
+            a2a_bytes,
             first,
             last,
             p2p_bytes: 2.0 * shape.sbh() / t,
@@ -208,13 +223,35 @@ impl ConfigCosts {
         }
     }
 
+    /// Optimizer state shards of the routed experts: under ZeRO-1 the `dp / ep` replicas that hold
+    /// the same experts share them (Megatron-core's distributed optimizer over the expert
+    /// data-parallel group), else 1.
+    pub fn expert_optimizer_shards(&self) -> f64 {
+        if self.config.zero1 {
+            self.config.expert_dp() as f64
+        } else {
+            1.0
+        }
+    }
+
     /// Data-parallel gradient synchronisation of the parameters one device holds, over a ring of
     /// `dp` devices on `path`, as `(seconds per parameter, seconds)`: an all-reduce of the
     /// gradients, or with ZeRO-1 a reduce-scatter of gradients and an all-gather of 16-bit weights
     /// (Rajbhandari et al., arXiv 1910.02054). Affine in the parameters, so the MIP states it
     /// exactly.
     pub fn dp_sync_affine(&self, path: PathCost) -> (f64, f64) {
-        let (per_byte, fixed) = ring_half_affine(self.config.dp, path, self.link_eff);
+        self.sync_affine(self.config.dp, path)
+    }
+
+    /// [`ConfigCosts::dp_sync_affine`] of the routed experts' parameters with expert parallelism:
+    /// over a ring of the `dp / ep` replicas that hold the same experts (`(0, 0)` when there is
+    /// one). Only meaningful for `ep > 1`; with `ep = 1` the experts are reduced with the rest.
+    pub fn expert_sync_affine(&self, path: PathCost) -> (f64, f64) {
+        self.sync_affine(self.config.expert_dp(), path)
+    }
+
+    fn sync_affine(&self, replicas: u32, path: PathCost) -> (f64, f64) {
+        let (per_byte, fixed) = ring_half_affine(replicas, path, self.link_eff);
         let s = &self.state;
         if self.config.zero1 {
             (per_byte * (s.grads + s.weights), 2.0 * fixed)

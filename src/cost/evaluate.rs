@@ -212,6 +212,7 @@ fn evaluate_comm(
     let max = tau.iter().copied().fold(0.0, f64::max);
     let pipeline_s = c.schedule.step_time(&sum, &max, c.m);
     let crit_tp = comm.tp_allreduce_s.iter().copied().fold(0.0, f64::max);
+    let crit_a2a = comm.all_to_all_s.iter().copied().fold(0.0, f64::max);
     report::assemble(
         inst,
         plan,
@@ -220,6 +221,7 @@ fn evaluate_comm(
         &tau,
         &tail,
         crit_tp,
+        crit_a2a,
         recompute_flops,
         reports,
         violations,

@@ -22,6 +22,8 @@ pub struct Breakdown {
     pub dram_s: f64,
     /// Tensor-parallel collectives.
     pub tp_comm_s: f64,
+    /// Expert-parallel token all-to-alls.
+    pub ep_comm_s: f64,
     /// Pipeline sends between stages.
     pub pp_comm_s: f64,
     /// Parked activations written to and read from other devices' DRAM (sender and helper side).
@@ -41,6 +43,7 @@ impl Breakdown {
             + self.recompute_s
             + self.dram_s
             + self.tp_comm_s
+            + self.ep_comm_s
             + self.pp_comm_s
             + self.remote_dram_s
             + self.bubble_s
@@ -56,6 +59,8 @@ pub struct StageParts {
     pub recompute_s: f64,
     pub memory_s: f64,
     pub tp_s: f64,
+    /// Expert-parallel token all-to-alls.
+    pub ep_s: f64,
     pub pp_s: f64,
     pub remote_s: f64,
 }
@@ -72,6 +77,7 @@ impl StageParts {
             recompute_s: unsigned_zero(self.recompute_s),
             memory_s: unsigned_zero(self.memory_s),
             tp_s: unsigned_zero(self.tp_s),
+            ep_s: unsigned_zero(self.ep_s),
             pp_s: unsigned_zero(self.pp_s),
             remote_s: unsigned_zero(self.remote_s),
         }
@@ -79,7 +85,13 @@ impl StageParts {
 
     /// Whole per-micro-batch stage time.
     pub fn total(&self) -> f64 {
-        self.compute_s + self.recompute_s + self.memory_s + self.tp_s + self.pp_s + self.remote_s
+        self.compute_s
+            + self.recompute_s
+            + self.memory_s
+            + self.tp_s
+            + self.ep_s
+            + self.pp_s
+            + self.remote_s
     }
 }
 
@@ -356,6 +368,7 @@ impl StageReport {
             recompute_s: time.recompute,
             memory_s: time.memory,
             tp_s: time.tp,
+            ep_s: time.ep,
             pp_s: time.pp,
             remote_s: time.remote,
         };
@@ -439,6 +452,7 @@ pub(super) fn assemble(
     tau: &[f64],
     tail: &[f64],
     tp_allreduce_s: f64,
+    all_to_all_s: f64,
     recompute_flops_per_mb: f64,
     stages: Vec<StageReport>,
     violations: Vec<Violation>,
@@ -460,6 +474,7 @@ pub(super) fn assemble(
         recompute_s: unsigned_zero(m * parts.recompute_s),
         dram_s: unsigned_zero(m * parts.memory_s),
         tp_comm_s: unsigned_zero(m * parts.tp_s),
+        ep_comm_s: unsigned_zero(m * parts.ep_s),
         pp_comm_s: unsigned_zero(m * parts.pp_s),
         remote_dram_s: unsigned_zero(m * parts.remote_s),
         bubble_s: pipeline_s - m * tau.get(crit).copied().unwrap_or(0.0),
@@ -505,14 +520,16 @@ pub(super) fn assemble(
                 Recompute::ALL.map(|r| {
                     let mc = kc.mode_cost(WeightSource::Dram, r);
                     // Half the collectives run in the forward pass.
-                    let fwd_tp = kc.tp_collectives[Recompute::None.index()] / 2.0 * tp_allreduce_s;
+                    let none = Recompute::None.index();
+                    let fwd_comm = kc.tp_collectives[none] / 2.0 * tp_allreduce_s
+                        + kc.all_to_alls[none] / 2.0 * all_to_all_s;
                     LayerReport {
                         kind: k,
                         mode: r,
-                        forward_s: mc.forward.time_s + fwd_tp,
-                        backward_s: kc.time_s(WeightSource::Dram, r, tp_allreduce_s)
+                        forward_s: mc.forward.time_s + fwd_comm,
+                        backward_s: kc.time_s(WeightSource::Dram, r, tp_allreduce_s, all_to_all_s)
                             - mc.forward.time_s
-                            - fwd_tp,
+                            - fwd_comm,
                         recompute_s: unsigned_zero(mc.recompute.time_s),
                         activation_bytes: kc.act_bytes[r.index()],
                     }

@@ -44,8 +44,13 @@ pub struct StageComm<'a> {
     pub tp_allreduce_s: f64,
     /// Pipeline sends of one micro-batch out of the stage, forward and backward.
     pub p2p_s: f64,
+    /// One token all-to-all on the stage's expert-parallel groups.
+    pub all_to_all_s: f64,
     /// Paths of the stage's data-parallel rings (empty without data parallelism).
     pub dp_paths: &'a [PathCost],
+    /// With expert parallelism, the paths of the rings that reduce the routed experts' gradients
+    /// (the replicas holding the same experts): an equal run of them for each of `dp_paths`.
+    pub expert_dp_paths: &'a [PathCost],
     /// Tied-embedding gradient reduction (first and last stage only).
     pub tied_s: f64,
     /// Gradients reduced during the last micro-batch's backward pass (PyTorch DDP).
@@ -63,6 +68,8 @@ pub struct StageTime<S> {
     pub memory: S,
     /// Tensor-parallel collectives.
     pub tp: S,
+    /// Expert-parallel token all-to-alls.
+    pub ep: S,
     /// Pipeline sends.
     pub pp: S,
     /// Parked activations written to and read from other devices' DRAM (both ends).
@@ -78,6 +85,7 @@ impl<S: Scalar> StageTime<S> {
                 &self.recompute,
                 &self.memory,
                 &self.tp,
+                &self.ep,
                 &self.pp,
                 &self.remote,
             ]
@@ -158,9 +166,15 @@ pub fn params<S: Scalar>(c: &ConfigCosts, j: u32, v: &StageVars<S>, one: &S) -> 
     weighted(v, one, c.ends_params(j), |k, _, _| c.kinds[k].params)
 }
 
+/// Parameters of the routed experts on one device of a stage (part of [`params`]).
+pub fn expert_params<S: Scalar>(c: &ConfigCosts, v: &StageVars<S>, one: &S) -> S {
+    weighted(v, one, 0.0, |k, _, _| c.kinds[k].expert_params)
+}
+
 /// Time of one micro-batch on stage `j`, by part: per layer its kind's cost in its mode with its
-/// weight source and `tp_collectives` all-reduces; the embedding and head; the pipeline sends; and
-/// the parking traffic ([`remote`]). The evaluator reports these parts; [`time_total`] is their sum.
+/// weight source, `tp_collectives` all-reduces and `all_to_alls` token all-to-alls; the embedding
+/// and head; the pipeline sends; and the parking traffic ([`remote`]). The evaluator reports these
+/// parts; [`time_total`] is their sum.
 pub fn time<S: Scalar>(
     c: &ConfigCosts,
     j: u32,
@@ -191,11 +205,15 @@ pub fn time<S: Scalar>(
         ends().map(|f| f.tp_collectives * tp).sum(),
         |k, _, r| c.kinds[k].tp_collectives[r.index()] * tp,
     );
+    let ep = weighted(v, one, 0.0, |k, _, r| {
+        c.kinds[k].all_to_alls[r.index()] * comm.all_to_all_s
+    });
     StageTime {
         compute,
         recompute,
         memory,
         tp: tp_s,
+        ep,
         pp: one.times(comm.p2p_s),
         remote: remote(c, j, v),
     }
@@ -216,7 +234,7 @@ pub fn time_total<S: Scalar>(
         .map(|f| f.pass.time_s + f.tp_collectives * tp)
         .sum();
     let mut out = weighted(v, one, ends + comm.p2p_s, |k, w, r| {
-        c.kinds[k].time_s(w, r, tp)
+        c.kinds[k].time_s(w, r, tp, comm.all_to_all_s)
     });
     out.add_mul(1.0, &remote(c, j, v));
     out
@@ -241,12 +259,25 @@ fn remote<S: Scalar>(c: &ConfigCosts, j: u32, v: &StageVars<S>) -> S {
     remote
 }
 
+/// Optimizer state bytes (or, with `per_param` the traffic per parameter, bytes moved) of one
+/// device: ZeRO-1 shards the routed experts' over the replicas holding them, the rest over all.
+fn sharded<S: Scalar>(c: &ConfigCosts, params: &S, experts: &S, per_param: f64) -> S {
+    let (dense, expert) = (
+        per_param / c.optimizer_shards(),
+        per_param / c.expert_optimizer_shards(),
+    );
+    let mut out = params.times(dense);
+    out.add_mul(expert - dense, experts);
+    out
+}
+
 /// Memory of one device of stage `j`: model state for its parameters (16-bit weights in DRAM or
 /// SRAM, gradients, optimizer state sharded by ZeRO-1), stored activations of the micro-batches in
 /// flight, one layer's workspace, less what it parks elsewhere, plus what others park here.
 pub fn memory<S: Scalar>(c: &ConfigCosts, j: u32, v: &StageVars<S>, one: &S) -> StageMemory<S> {
     let s = &c.state;
     let params = params(c, j, v, one);
+    let experts = expert_params(c, v, one);
     let ends_weights = c.ends_params(j) * s.weights;
     let mut weights_dram = weighted(v, one, ends_weights, |k, w, _| {
         if w == WeightSource::Dram {
@@ -281,7 +312,7 @@ pub fn memory<S: Scalar>(c: &ConfigCosts, j: u32, v: &StageVars<S>, one: &S) -> 
         weights_dram,
         weights_sram,
         grads: params.times(s.grads),
-        optimizer: params.times(s.optimizer / c.optimizer_shards()),
+        optimizer: sharded(c, &params, &experts, s.optimizer),
         activations,
         workspace: one.times(c.workspace_bytes),
         parked_out_activations: parked(ParkKind::Activations, &v.park_out),
@@ -294,8 +325,11 @@ pub fn memory<S: Scalar>(c: &ConfigCosts, j: u32, v: &StageVars<S>, one: &S) -> 
 /// rings plus the tied-embedding reduction, then the optimizer step. The optimizer is memory-bound
 /// at `StateBytes::optimizer_traffic` bytes per parameter on the local shard, less the optimizer
 /// state parked elsewhere (read and written once over its link instead), plus guests' state read
-/// and written in this stage's DRAM. With overlap the synchronisation runs under the last
-/// micro-batch's backward pass (with its recomputation) and only what outlasts it is exposed.
+/// and written in this stage's DRAM. With expert parallelism the routed experts' gradients are
+/// reduced after the rest, over the ring of replicas holding the same experts (its latency is
+/// charged on every stage, also one without expert layers: a few link latencies). With overlap the
+/// synchronisation runs under the last micro-batch's backward pass (with its recomputation) and
+/// only what outlasts it is exposed.
 pub fn tail<S: Scalar>(
     c: &ConfigCosts,
     j: u32,
@@ -304,24 +338,43 @@ pub fn tail<S: Scalar>(
     one: &S,
 ) -> StageTail<S> {
     let params = params(c, j, v, one);
-    let mut optimizer =
-        params.times(c.state.optimizer_traffic() / c.optimizer_shards() / c.dram_bw_eff);
+    let experts = expert_params(c, v, one);
+    let mut optimizer = sharded(
+        c,
+        &params,
+        &experts,
+        c.state.optimizer_traffic() / c.dram_bw_eff,
+    );
     for f in v.park_out.iter().filter(|f| f.what == ParkKind::Optimizer) {
         optimizer.add_mul(2.0 / f.bw - 2.0 / c.dram_bw_eff, &f.bytes);
     }
     for f in v.park_in.iter().filter(|f| f.what == ParkKind::Optimizer) {
         optimizer.add_mul(2.0 / c.dram_bw_eff, &f.bytes);
     }
-    let mut dp: Vec<S> = comm
-        .dp_paths
-        .iter()
-        .map(|path| {
-            let (per_param, fixed) = c.dp_sync_affine(*path);
-            let mut ring = params.times(per_param);
-            ring.add_mul(fixed + comm.tied_s, one);
-            ring
-        })
-        .collect();
+    // One alternative per data-parallel ring, and with expert parallelism per expert ring of its
+    // rank: the dense reduction, then the experts'.
+    let run = (comm.expert_dp_paths.len() / comm.dp_paths.len().max(1)).max(1);
+    let mut dp: Vec<S> = Vec::new();
+    for (i, path) in comm.dp_paths.iter().enumerate() {
+        let (per_param, fixed) = c.dp_sync_affine(*path);
+        let mut ring = params.times(per_param);
+        ring.add_mul(fixed + comm.tied_s, one);
+        if c.config.ep < 2 {
+            dp.push(ring);
+            continue;
+        }
+        let own = comm
+            .expert_dp_paths
+            .get(i * run..(i + 1) * run)
+            .unwrap_or(std::slice::from_ref(path));
+        for expert_path in own {
+            let (per_expert, expert_fixed) = c.expert_sync_affine(*expert_path);
+            let mut both = ring.clone();
+            both.add_mul(per_expert - per_param, &experts);
+            both.add_mul(expert_fixed, one);
+            dp.push(both);
+        }
+    }
     if dp.is_empty() {
         dp.push(one.times(comm.tied_s));
     }

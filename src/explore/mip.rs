@@ -169,6 +169,7 @@ pub fn co_explore(
             dram_total_bytes: 0.0,
             closest: None,
             reason: crate::error::InfeasibleReason::Aggregate,
+            detail: None,
         })));
     }
     found.gap = (step - found.lower_bound_s) / step;

@@ -239,6 +239,7 @@ fn compute_lb(inst: &Instance, f: &ModelFigures) -> f64 {
     let n = inst.fabric().healthy_count();
     let everything = Config {
         dp: 1,
+        ep: 1,
         tp: 1,
         pp: n,
         micro_batch: 1,

@@ -210,6 +210,7 @@ mod tests {
             &inst,
             Config {
                 dp: 1,
+                ep: 1,
                 tp: 8,
                 pp: 7,
                 micro_batch: 1,
@@ -223,6 +224,7 @@ mod tests {
             .into_iter()
             .map(|(dp, pp)| Config {
                 dp,
+                ep: 1,
                 tp: 8,
                 pp,
                 micro_batch: 1,

@@ -50,7 +50,7 @@ pub fn relaxations(fabric: &Fabric) -> Vec<String> {
     let text = match fabric {
         Fabric::Cluster(_) => "placement: each collective at the best its group's size allows (inside a node at the NVLink rate, a group larger than a node across as few nodes as it must, at the network rate), pipeline sends and parking transfers over the fastest link a stage pair could share, and no two groups contending for a node's network links; the evaluator charges the real node-major placement, which can only be slower".to_string(),
         Fabric::Mesh(m) => {
-            let mut t = "placement: tensor- and data-parallel rings at the best a mesh allows (a bidirectional ring on neighbour links, one hop per step), pipeline sends over one uncontended hop, parking transfers at the slower of DRAM and one link no other transfer shares".to_string();
+            let mut t = "placement: tensor- and data-parallel rings at the best a mesh allows (a bidirectional ring on neighbour links, one hop per step), expert all-to-alls with their busiest link carrying the fewest messages any placement of the group allows (cut bounds on column-first routes), pipeline sends over one uncontended hop, parking transfers at the slower of DRAM and one link no other transfer shares".to_string();
             if m.wafers() > 1 {
                 t.push_str(", and a group that spans wafers crossing as few wafer boundaries as its size forces, at the boundary's whole wafer-to-wafer bandwidth");
             }
@@ -71,6 +71,9 @@ pub struct MipComm {
     /// Bytes/s of a parking transfer from stage `j` to stage `i`: the slower of the helper's DRAM
     /// and the path.
     pub park_bw: Vec<Vec<f64>>,
+    /// Whether stages may park bytes on each other: off under the instance's `no_parking`
+    /// framework rule, which bounds every parked-bytes variable at 0.
+    pub allow_parking: bool,
 }
 
 impl MipComm {
@@ -83,6 +86,7 @@ impl MipComm {
             stage: CommCosts::ideal(inst, c),
             units: UnitComm::of(c, inst.fabric()),
             park_bw: vec![vec![bw; p]; p],
+            allow_parking: !inst.limits.no_parking,
         }
     }
 
@@ -116,6 +120,7 @@ impl MipComm {
             stage: CommCosts::of_placement(inst, c, g),
             units: None,
             park_bw,
+            allow_parking: !inst.limits.no_parking,
         }
     }
 }
@@ -214,10 +219,11 @@ pub(crate) fn time_unit(c: &ConfigCosts, comm: &MipComm) -> f64 {
         .iter()
         .copied()
         .fold(0.0, f64::max);
+    let a2a = comm.stage.all_to_all_s.iter().copied().fold(0.0, f64::max);
     let layer = c
         .kinds
         .iter()
-        .map(|k| k.time_s(WeightSource::Dram, Recompute::None, tp))
+        .map(|k| k.time_s(WeightSource::Dram, Recompute::None, tp, a2a))
         .fold(0.0, f64::max);
     let per_stage = c.model_layers as f64 * layer / c.config.pp as f64;
     per_stage.max(1e-12)

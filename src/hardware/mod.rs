@@ -329,10 +329,6 @@ impl Hardware {
     }
 }
 
-/// Most dies of a mesh with faulty dies or links: routes around faults are tabulated for every
-/// pair of dies (`dies^2` entries), about 64 MB and a second to build at this size.
-const MAX_FAULTY_MESH_DIES: u64 = 4096;
-
 fn validate_wafer(w: &Wafer) -> Result<(), FieldError> {
     ranges::MESH_SIDE.check_count("rows", w.rows, "dies per column of the mesh, e.g. 7")?;
     ranges::MESH_SIDE.check_count("cols", w.cols, "dies per row of the mesh, e.g. 8")?;
@@ -385,15 +381,6 @@ fn validate_wafer(w: &Wafer) -> Result<(), FieldError> {
             format!("at most {MAX_DEVICES} dies in all"),
         )
     })?;
-    if !w.faulty_dies.is_empty() || !w.faulty_links.is_empty() {
-        ensure(dies <= MAX_FAULTY_MESH_DIES, || {
-            FieldError::new(
-                if w.faulty_dies.is_empty() { "faulty_links" } else { "faulty_dies" },
-                format!("routes around faults are tabulated for every pair of dies, and this mesh has {dies}"),
-                format!("at most {MAX_FAULTY_MESH_DIES} dies when any die or link is faulty"),
-            )
-        })?;
-    }
     // Cannot wrap: bounded by MAX_DEVICES above.
     let rows = w.rows * w.wafers;
     for (i, [r, c]) in w.faulty_dies.iter().enumerate() {

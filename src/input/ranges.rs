@@ -203,6 +203,7 @@ pub const SEARCH_LIMIT: Range = range(
     "",
 );
 pub const TIME_LIMIT: Range = range("instance", "time_limit_s, --time-limit", 1e-3, 1e7, "s");
+pub const RESERVE_GB: Range = range("instance", "reserve_gb, --reserve-gb", 0.0, 1e5, "GB");
 
 /// Every range, in the README's order.
 pub const ALL: &[Range] = &[
@@ -237,6 +238,7 @@ pub const ALL: &[Range] = &[
     SEQ_LEN,
     SEARCH_LIMIT,
     TIME_LIMIT,
+    RESERVE_GB,
 ];
 
 /// The README's table of valid ranges.

@@ -1,8 +1,17 @@
 //! Where work goes on the fabric: which devices run each (replica, stage) tensor-parallel group,
 //! the default layouts, the order of a ring, and the moves local search makes.
 
+mod layout;
+mod search;
+
 use crate::error::{ensure, FieldError};
 use crate::hardware::{DeviceId, Fabric};
+
+pub use layout::{
+    align_ranks, candidates, chopped, embed_ring, embed_rings, packed, ranked, snake, turns, Axis,
+    AXIS_ORDERS,
+};
+pub use search::{moves, optimize, Budget, Move, Score, SplitMix64};
 
 /// Devices of every (replica, stage) tensor-parallel group, each group in ring order.
 ///
@@ -49,7 +58,28 @@ impl Placement {
         pinned: &[Option<&[[u32; 2]]>],
         fabric: &Fabric,
     ) -> Result<Placement, FieldError> {
+        Self::with_ep(dp, 1, tp, pinned, fabric)
+    }
+
+    /// [`Placement::new`] for a plan with expert parallelism `ep`: on a mesh the default layout
+    /// gives the `ep` replicas of one expert-parallel group their groups of a stage one after
+    /// another (then the next stage), so that the token all-to-all runs between neighbours.
+    ///
+    /// ```
+    /// let inst = watos::Instance::load(concat!(env!("CARGO_MANIFEST_DIR"), "/instances/gshard-137b-wafer.toml")).unwrap();
+    /// let g = watos::placement::Placement::with_ep(2, 2, 1, &[None, None], inst.fabric()).unwrap();
+    /// // Replicas 0 and 1 of stage 0 are neighbours.
+    /// assert_eq!(inst.fabric().hops(g.group(0, 0)[0], g.group(1, 0)[0]), 1);
+    /// ```
+    pub fn with_ep(
+        dp: u32,
+        ep: u32,
+        tp: u32,
+        pinned: &[Option<&[[u32; 2]]>],
+        fabric: &Fabric,
+    ) -> Result<Placement, FieldError> {
         let (d, p, t) = (dp as usize, pinned.len(), tp as usize);
+        let e = (ep as usize).clamp(1, d.max(1));
         let order = fill_order(fabric, tp);
         let mut used = std::collections::HashSet::new();
         let mut groups = vec![vec![Vec::new(); p]; d];
@@ -85,7 +115,10 @@ impl Placement {
         }
         let slots: Vec<(usize, usize)> = match Layout::default_for(fabric) {
             Layout::MegatronRanks => (0..p).flat_map(|j| (0..d).map(move |r| (r, j))).collect(),
-            Layout::ReplicaMajor => (0..d).flat_map(|r| (0..p).map(move |j| (r, j))).collect(),
+            Layout::ReplicaMajor => (0..d.div_ceil(e))
+                .flat_map(|block| (0..p).map(move |j| (block, j)))
+                .flat_map(|(block, j)| (block * e..((block + 1) * e).min(d)).map(move |r| (r, j)))
+                .collect(),
         };
         let mut next = 0usize;
         for (r, j) in slots {
@@ -109,6 +142,67 @@ impl Placement {
             ring_order(fabric, group);
         }
         Ok(Placement { groups })
+    }
+
+    /// Groups as given, `groups[replica][stage]` each in ring order; `None` unless every group
+    /// has the same number of devices, every replica the same number of stages, and every device
+    /// is healthy and used once.
+    pub fn from_groups(groups: Vec<Vec<Vec<DeviceId>>>, fabric: &Fabric) -> Option<Placement> {
+        let p = groups.first()?.len();
+        let t = groups.first()?.first()?.len();
+        let mut used = std::collections::HashSet::new();
+        let ok = groups.iter().all(|rep| {
+            rep.len() == p
+                && rep.iter().all(|g| {
+                    g.len() == t
+                        && g.iter()
+                            .all(|id| fabric.is_healthy(*id) && used.insert(*id))
+                })
+        });
+        ok.then_some(Placement { groups })
+    }
+
+    /// Devices per group (tensor-parallel degree).
+    pub fn tp(&self) -> usize {
+        self.groups
+            .first()
+            .and_then(|r| r.first())
+            .map_or(0, |g| g.len())
+    }
+
+    /// Every device as `(replica, stage, tensor rank, device)`.
+    pub fn devices(&self) -> impl Iterator<Item = (usize, usize, usize, DeviceId)> + '_ {
+        self.groups.iter().enumerate().flat_map(|(r, rep)| {
+            rep.iter()
+                .enumerate()
+                .flat_map(move |(j, g)| g.iter().enumerate().map(move |(k, id)| (r, j, k, *id)))
+        })
+    }
+
+    /// Where a device works: `(replica, stage, tensor rank)`.
+    pub fn position(&self, id: DeviceId) -> Option<(usize, usize, usize)> {
+        self.devices()
+            .find(|(_, _, _, d)| *d == id)
+            .map(|(r, j, k, _)| (r, j, k))
+    }
+
+    /// Mean hops of a pipeline send: every rank of every stage but the last to the same rank of
+    /// the next stage, in every replica (0 without pipeline parallelism).
+    pub fn mean_pipeline_hops(&self, fabric: &Fabric) -> f64 {
+        let (mut hops, mut sends) = (0u64, 0u64);
+        for rep in &self.groups {
+            for pair in rep.windows(2) {
+                for (a, b) in pair[0].iter().zip(&pair[1]) {
+                    hops += u64::from(fabric.hops(*a, *b));
+                    sends += 1;
+                }
+            }
+        }
+        if sends == 0 {
+            0.0
+        } else {
+            hops as f64 / sends as f64
+        }
     }
 
     /// Data-parallel replicas.

@@ -18,6 +18,7 @@ pub(super) fn check(plan: &Plan, inst: &Instance) -> Result<(), FieldError> {
     let m = &inst.model;
     for (field, v) in [
         ("dp", plan.dp),
+        ("ep", plan.ep),
         ("tp", plan.tp),
         ("pp", plan.pp),
         ("micro_batch", plan.micro_batch),
@@ -68,6 +69,7 @@ pub(super) fn check(plan: &Plan, inst: &Instance) -> Result<(), FieldError> {
             )
         },
     )?;
+    check_ep(plan, inst)?;
     let healthy = inst.fabric().healthy_count();
     let devices = plan.devices();
     ensure(devices <= u64::from(healthy), || {
@@ -91,6 +93,25 @@ pub(super) fn check(plan: &Plan, inst: &Instance) -> Result<(), FieldError> {
             "one [[stage]] per pipeline stage",
         )
     })?;
+    // Megatron-LM's interleaved schedule runs the micro-batches in rounds of p (its
+    // `num_microbatches % pipeline_parallel_size == 0` check); with one stage there is nothing to
+    // interleave. The search keeps the same rule, so its bound covers every plan accepted here.
+    if plan.interleave > 1 {
+        let micro_batches = u64::from(gb) / (u64::from(plan.dp) * u64::from(plan.micro_batch));
+        ensure(
+            plan.pp > 1 && micro_batches % u64::from(plan.pp) == 0,
+            || {
+                FieldError::new(
+                    "interleave",
+                    format!(
+                        "interleaving needs pp > 1 and micro-batches ({micro_batches}) a multiple of pp ({})",
+                        plan.pp
+                    ),
+                    "interleave = 1, or a batch, dp and micro-batch giving a multiple of pp micro-batches",
+                )
+            },
+        )?;
+    }
     ensure(plan.pp <= m.layers, || {
         FieldError::new(
             "pp",
@@ -145,4 +166,54 @@ pub(super) fn check(plan: &Plan, inst: &Instance) -> Result<(), FieldError> {
         )
     })?;
     plan.placement(inst.fabric()).map(|_| ())
+}
+
+/// Expert parallelism: groups of `ep` data-parallel replicas split the routed experts, so `ep`
+/// divides both; a dense model has no experts to split.
+fn check_ep(plan: &Plan, inst: &Instance) -> Result<(), FieldError> {
+    let m = &inst.model;
+    let Some(moe) = &m.moe else {
+        return ensure(plan.ep == 1, || {
+            FieldError::new(
+                "ep",
+                format!(
+                    "expert parallelism {} for {}, which has no experts",
+                    plan.ep, m.name
+                ),
+                "ep = 1 (or leave it out) for a dense model",
+            )
+        });
+    };
+    let valid = || {
+        let v: Vec<String> = divisors(moe.experts)
+            .filter(|e| plan.dp % e == 0)
+            .map(|e| e.to_string())
+            .collect();
+        format!(
+            "valid with dp = {}: {} (ep divides both dp and the {} experts)",
+            plan.dp,
+            v.join(", "),
+            moe.experts
+        )
+    };
+    ensure(moe.experts % plan.ep == 0, || {
+        FieldError::new(
+            "ep",
+            format!(
+                "expert parallelism {} does not divide the {} routed experts of {}",
+                plan.ep, moe.experts, m.name
+            ),
+            valid(),
+        )
+    })?;
+    ensure(plan.dp % plan.ep == 0, || {
+        FieldError::new(
+            "ep",
+            format!(
+                "expert parallelism {} does not divide dp = {}: expert-parallel groups are formed from data-parallel replicas",
+                plan.ep, plan.dp
+            ),
+            valid(),
+        )
+    })
 }

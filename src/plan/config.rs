@@ -12,6 +12,9 @@ use super::Plan;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Config {
     pub dp: u32,
+    /// Expert-parallel degree: each MoE layer's routed experts are split over groups of `ep`
+    /// data-parallel replicas (it divides `dp`); 1 for dense models.
+    pub ep: u32,
     pub tp: u32,
     pub pp: u32,
     pub micro_batch: u32,
@@ -27,6 +30,7 @@ impl Config {
     pub fn of(plan: &Plan) -> Self {
         Config {
             dp: plan.dp,
+            ep: plan.ep,
             tp: plan.tp,
             pp: plan.pp,
             micro_batch: plan.micro_batch,
@@ -35,6 +39,17 @@ impl Config {
             zero1: plan.zero1,
             dp_overlap: plan.dp_overlap,
         }
+    }
+
+    /// Replicas holding the same experts, over which expert gradients are reduced: `dp / ep`.
+    ///
+    /// ```
+    /// let mut plan = watos::Plan::uniform(8, 8, 1, 1, 1, watos::plan::Recompute::None);
+    /// plan.ep = 4;
+    /// assert_eq!(watos::plan::Config::of(&plan).expert_dp(), 2);
+    /// ```
+    pub fn expert_dp(&self) -> u32 {
+        self.dp / self.ep.max(1)
     }
 
     /// Devices the configuration uses.

@@ -272,6 +272,12 @@ fn write_recompute<S: serde::Serializer>(
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     pub dp: u32,
+    /// Expert parallelism: the routed experts of each MoE layer are split over groups of `ep`
+    /// data-parallel replicas (Megatron-core's layout: expert-parallel ranks are drawn from the
+    /// data-parallel ones, and the `dp / ep` replicas holding the same experts reduce their
+    /// gradients together). Divides `dp` and the routed experts; 1 for dense models.
+    #[serde(default = "one")]
+    pub ep: u32,
     pub tp: u32,
     pub pp: u32,
     pub micro_batch: u32,
@@ -298,10 +304,14 @@ fn one() -> u32 {
 impl std::fmt::Display for Plan {
     /// One line describing the plan's configuration.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "D{}", self.dp)?;
+        if self.ep > 1 {
+            write!(f, " E{}", self.ep)?;
+        }
         write!(
             f,
-            "D{} T{} P{}  micro-batch {}",
-            self.dp, self.tp, self.pp, self.micro_batch
+            " T{} P{}  micro-batch {}",
+            self.tp, self.pp, self.micro_batch
         )?;
         if self.sequence_parallel {
             f.write_str("  sequence-parallel")?;
@@ -337,6 +347,7 @@ impl Plan {
             .collect();
         Plan {
             dp,
+            ep: 1,
             tp,
             pp,
             micro_batch,
@@ -377,7 +388,7 @@ impl Plan {
     pub fn placement(&self, fabric: &Fabric) -> Result<Placement, FieldError> {
         let pinned: Vec<Option<&[[u32; 2]]>> =
             self.stages.iter().map(|s| s.dies.as_deref()).collect();
-        Placement::new(self.dp, self.tp, &pinned, fabric)
+        Placement::with_ep(self.dp, self.ep, self.tp, &pinned, fabric)
     }
 
     /// Writes `g` into every stage's `dies`.

@@ -5,8 +5,13 @@
 //! 100): comfy-table wraps cell text to fit, and the widest tables keep their less-used columns
 //! for `--wide`. Every table with marks or abbreviations is followed by a legend.
 
+mod bars;
+mod compare;
+mod diemap;
 pub mod explore;
+mod faults;
 mod solution;
+mod svg;
 
 use comfy_table::{
     presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table,
@@ -18,7 +23,13 @@ use crate::instance::Instance;
 use crate::plan::Plan;
 use crate::units::GB;
 
-pub use solution::{solution_json, solution_text};
+pub use bars::{baseline_of, comparison_svg, relative};
+pub use compare::{comparison_json, comparison_text, fmt_speedup};
+pub use diemap::{die_map_text, placement_json};
+pub use faults::{faults_json, faults_text};
+pub use solution::{solution_json, solution_text, strategy_text};
+
+pub use svg::die_map_svg;
 
 /// How text output is laid out.
 ///
@@ -34,6 +45,8 @@ pub struct View {
     pub wide: bool,
     /// The solver's internal figures too (diagnostics).
     pub verbose: bool,
+    /// The die map even when it is wider or longer than the terminal.
+    pub map: bool,
 }
 
 impl Default for View {
@@ -42,6 +55,7 @@ impl Default for View {
             width: 100,
             wide: false,
             verbose: false,
+            map: false,
         }
     }
 }
@@ -224,7 +238,7 @@ fn header(inst: &Instance, plan: &Plan, e: &Evaluation) -> String {
 pub fn evaluation_text(inst: &Instance, plan: &Plan, e: &Evaluation, view: &View) -> String {
     let mut out = header(inst, plan, e);
     out.push_str(&headline(e, view));
-    out.push_str(&evaluation_body(e, view));
+    out.push_str(&evaluation_body(inst, plan, e, view));
     out
 }
 
@@ -253,14 +267,19 @@ fn headline(e: &Evaluation, view: &View) -> String {
     out
 }
 
-/// Where the time goes and the stages.
-fn evaluation_body(e: &Evaluation, view: &View) -> String {
+/// Where the time goes, the stages, and (on a wafer) where they run.
+fn evaluation_body(inst: &Instance, plan: &Plan, e: &Evaluation, view: &View) -> String {
     let mut out = String::from("\n");
     out.push_str(&breakdown_table(e, view).to_string());
     out.push_str("\n\n");
     out.push_str(&stage_table(e, view).to_string());
     out.push('\n');
     out.push_str(&view.wrap(&stage_legend(view), ""));
+    let map = die_map_text(inst, plan, e, view, view.map);
+    if !map.is_empty() {
+        out.push('\n');
+        out.push_str(&map);
+    }
     if view.wide {
         out.push_str("\nDRAM of one device by category, GB\n");
         out.push_str(&memory_table(e, view).to_string());
@@ -282,6 +301,7 @@ fn breakdown_table(e: &Evaluation, view: &View) -> Table {
         ("recomputation", b.recompute_s),
         ("DRAM traffic (exposed)", b.dram_s),
         ("tensor-parallel comm", b.tp_comm_s),
+        ("expert all-to-all", b.ep_comm_s),
         ("pipeline comm", b.pp_comm_s),
         ("remote DRAM (parking)", b.remote_dram_s),
         ("pipeline bubble", b.bubble_s),
@@ -398,6 +418,9 @@ pub fn evaluation_json(inst: &Instance, plan: &Plan, e: &Evaluation) -> Value {
             "plan".into(),
             serde_json::to_value(plan).unwrap_or_default(),
         );
+        if let Ok(g) = plan.placement(inst.fabric()) {
+            obj.insert("placement".into(), placement_json(inst.fabric(), &g));
+        }
     }
     v
 }

@@ -5,7 +5,9 @@ use serde_json::{json, Value};
 
 use super::{evaluation_body, evaluation_json, fmt_gap, fmt_s, header, headline, right, View};
 use crate::instance::Instance;
-use crate::solution::{Solution, Status};
+use crate::solution::{Method, Solution, Status};
+use crate::strategy::megatron::args::Launch;
+use crate::units::GB;
 
 /// What each status means, for the legend under the solver's table.
 fn status_meaning(status: Status) -> &'static str {
@@ -46,14 +48,18 @@ pub fn solution_text(inst: &Instance, sol: &Solution, view: &View) -> String {
         "",
     ));
     let c = &sol.configs;
+    let solved = match sol.method {
+        Method::Enumeration => "with every plan scored by the evaluator",
+        _ => "solved as a MIP",
+    };
     out.push_str(&view.wrap(
         &format!(
-            "Configurations: {} in all; {} too big for memory, {} solved as a MIP, {} pruned by their bound.",
+            "Configurations: {} in all; {} too big for memory, {} {solved}, {} pruned by their bound.",
             c.total, c.memory_infeasible, c.solved, c.pruned
         ),
         "",
     ));
-    out.push_str(&evaluation_body(e, view));
+    out.push_str(&evaluation_body(inst, &sol.plan, e, view));
     if view.verbose {
         out.push('\n');
         out.push_str(&diagnostics(sol, view));
@@ -64,6 +70,13 @@ pub fn solution_text(inst: &Instance, sol: &Solution, view: &View) -> String {
 /// The solver's internal figures: not the plan's step time, but what the search saw.
 fn diagnostics(sol: &Solution, view: &View) -> String {
     let mut out = String::from("diagnostics (the solver's internal figures):\n");
+    if sol.method == Method::Enumeration {
+        out.push_str(&view.wrap(
+            &format!("  method: {} (no MIP: every plan of the strategy's space scored by the evaluator, in order of a bound)", sol.method),
+            "    ",
+        ));
+        return out;
+    }
     for line in [
         format!("method: {}", sol.method),
         format!(
@@ -122,4 +135,38 @@ pub fn solution_json(inst: &Instance, sol: &Solution) -> Value {
         );
     }
     v
+}
+
+/// What `watos solve --strategy` adds after the solution: the strategy and its space, a
+/// framework's memory reserve, and on a GPU cluster the Megatron-LM arguments that run the plan.
+pub fn strategy_text(
+    name: &str,
+    space: &str,
+    inst: &Instance,
+    launch: Option<&Launch>,
+    view: &View,
+) -> String {
+    let mut out = String::from("\n");
+    out.push_str(&view.wrap(&format!("strategy: {name}: {space}."), "  "));
+    if inst.reserved_bytes > 0.0 {
+        out.push_str(&view.wrap(
+            &format!(
+                "framework reserve: {} GB of each device's DRAM kept free; the capacities above are what is left of {} GB.",
+                super::fixed(inst.reserved_bytes / GB, 1),
+                super::fixed(inst.physical_dram_bytes() / GB, 1)
+            ),
+            "  ",
+        ));
+    }
+    if let Some(l) = launch {
+        out.push_str(&view.wrap(
+            &format!(
+                "Megatron-LM arguments ({} processes, one per GPU; data parallelism is the world size over tensor x pipeline):",
+                l.world_size
+            ),
+            "  ",
+        ));
+        out.push_str(&view.wrap(&format!("  {}", l.line()), "    "));
+    }
+    out
 }

@@ -47,7 +47,10 @@ impl super::Strategy for Decomposition {
 }
 
 /// The space the decomposition (and the monolithic MIP, and enumeration) search.
-pub const SPACE: &str = "every configuration (data, tensor, pipeline degrees, every micro-batch, interleaving); per stage its layers, the recomputation of each layer, weights in SRAM or DRAM, and bytes parked on every other stage";
+pub const SPACE: &str = "every configuration (data, expert, tensor, pipeline degrees, every micro-batch, interleaving); per stage its layers, the recomputation of each layer, weights in SRAM or DRAM, and bytes parked on every other stage";
+
+/// How often the progress count of settled configurations is refreshed.
+const COUNT_EVERY: Duration = Duration::from_millis(500);
 
 /// The first time slice of one MIP (seconds); each return gets four times the last.
 const MIP_SLICE_S: f64 = 0.5;
@@ -57,6 +60,8 @@ struct Best {
     eval: Evaluation,
     plan: Plan,
     mip_objective_s: f64,
+    /// The evaluator's step time of the plan as the MIP returned it (before local search).
+    mip_plan_step_time_s: f64,
     costs: ConfigCosts,
 }
 
@@ -73,7 +78,13 @@ struct Run<'a> {
     /// The user set a node limit (else MIPs run in time slices).
     node_limited: bool,
     solved: usize,
+    /// Refine MIP plans by local search as they come (a better incumbent prunes more).
+    local_search: bool,
 }
+
+/// A MIP plan this close to the incumbent is worth a local search: placement and layer moves
+/// often gain a few percent over the MIP's ideal-communication plan.
+const REFINE_WITHIN: f64 = 1.03;
 
 impl Run<'_> {
     fn incumbent(&self) -> f64 {
@@ -100,6 +111,16 @@ impl Run<'_> {
 
     /// Keeps `plan` if it is feasible and faster than the incumbent.
     fn offer(&mut self, costs: &ConfigCosts, plan: Plan, eval: Evaluation, mip_objective_s: f64) {
+        let mip_plan_step_time_s = eval.step_time_s;
+        let (plan, eval) = if self.local_search
+            && mip_objective_s.is_finite()
+            && eval.feasible
+            && eval.step_time_s < self.incumbent() * REFINE_WITHIN
+        {
+            local::refine(self.inst, costs, plan, eval)
+        } else {
+            (plan, eval)
+        };
         if eval.feasible && eval.step_time_s < self.incumbent() {
             self.first_plan_s
                 .get_or_insert_with(|| self.start.elapsed().as_secs_f64());
@@ -107,6 +128,7 @@ impl Run<'_> {
                 eval,
                 plan,
                 mip_objective_s,
+                mip_plan_step_time_s,
                 costs: costs.clone(),
             });
         }
@@ -119,6 +141,7 @@ impl Run<'_> {
         let c = costs.config;
         for mode in Recompute::ALL {
             let mut plan = Plan::uniform(costs.model_layers, c.dp, c.tp, c.pp, c.micro_batch, mode);
+            plan.ep = c.ep;
             plan.sequence_parallel = c.sequence_parallel;
             plan.interleave = c.interleave;
             plan.zero1 = c.zero1;
@@ -132,6 +155,25 @@ impl Run<'_> {
             let eval = evaluate_with(self.inst, &plan, costs, &g);
             self.offer(costs, plan, eval, f64::NAN);
         }
+    }
+
+    /// Solves a configuration with the communication of `plan`'s placement (a primal heuristic:
+    /// real costs, so its plan needs no placement luck) and offers the plan.
+    fn solve_placed(
+        &mut self,
+        costs: &ConfigCosts,
+        plan: &Plan,
+        o: &SolverOptions,
+    ) -> Result<(), Error> {
+        let placement = plan.placement(self.inst.fabric()).map_err(plan_error)?;
+        let comm = MipComm::of_placement(self.inst, costs, &placement);
+        let res = StageMip::new(costs, comm, None).solve(o, Some(self.incumbent()))?;
+        self.nodes += res.nodes;
+        if let Some(raw) = res.plan {
+            let (plan, eval) = score(self.inst, costs, raw)?;
+            self.offer(costs, plan, eval, res.objective_s);
+        }
+        Ok(())
     }
 
     /// Takes a solved MIP's figures and plan.
@@ -179,6 +221,7 @@ pub fn solve(
         limited: false,
         node_limited: opts.solver.node_limit.is_some(),
         solved: 0,
+        local_search: opts.local_search,
     };
     observer.start(frontier.total as u64, "configurations");
     let batch = rayon::current_num_threads().max(1);
@@ -188,8 +231,11 @@ pub fn solve(
     let mut settled = std::collections::HashSet::new();
     // Configurations whose MIP was solved tighter already: what is left is the placement gap.
     let mut tightened = std::collections::HashSet::new();
+    // Configurations solved with their real placement's communication.
+    let mut placed = std::collections::HashSet::new();
     // Time slices a configuration's MIP has used up.
     let mut slices = std::collections::HashMap::new();
+    let mut last_count = Instant::now();
     while !run.stopped() {
         let goal = run.incumbent() * (1.0 - target);
         if frontier.least_bound() >= goal {
@@ -205,8 +251,6 @@ pub fn solve(
                         run.simple_plans(&costs);
                     }
                     frontier.push_classes(&e, &bounds);
-                } else {
-                    observer.advance(1);
                 }
             }
             Refinement::Quick => {
@@ -244,9 +288,7 @@ pub fn solve(
                         continue;
                     }
                     frontier.push(e, bound, Refinement::Solved);
-                    if settled.insert(e.index / 3) {
-                        observer.advance(1);
-                    }
+                    settled.insert(e.index / 3);
                 }
             }
             Refinement::Solved => {
@@ -254,7 +296,23 @@ pub fn solve(
                 // is the placement: the MIP's ideal communication against the evaluator's real one.
                 if !tightened.insert(e.index) {
                     frontier.push(&e, e.bound_s, Refinement::Solved);
-                    break;
+                    // Before calling it a placement gap, look for the plan the bound promises
+                    // with the configuration's real placement (once per configuration).
+                    if !placed.insert(e.index / 3) {
+                        break;
+                    }
+                    let costs = ConfigCosts::new(inst, e.config);
+                    let c = e.config;
+                    let base = Plan::uniform(
+                        costs.model_layers,
+                        c.dp,
+                        c.tp,
+                        c.pp,
+                        c.micro_batch,
+                        Recompute::None,
+                    );
+                    run.solve_placed(&costs, &base, &run.options(&opts.solver, target / 10.0))?;
+                    continue;
                 }
                 let o = run.options(&opts.solver, target / 10.0);
                 let cutoff = run.incumbent();
@@ -266,6 +324,16 @@ pub fn solve(
             }
         }
         observer.status(run.incumbent(), frontier.least_bound().min(run.incumbent()));
+        // Counting what is still open scans the frontier: a few times a second is enough.
+        if last_count.elapsed() >= COUNT_EVERY {
+            last_count = Instant::now();
+            let goal = run.incumbent() * (1.0 - target);
+            let open = frontier.open_below(goal);
+            observer.settled(frontier.total.saturating_sub(open) as u64);
+        }
+    }
+    if !run.stopped() {
+        observer.settled(frontier.total as u64);
     }
     observer.finish();
     let Some(best) = run.best.take() else {
@@ -290,17 +358,9 @@ pub fn solve(
     run.best = Some(best);
     if !run.stopped() {
         if let Some(b) = run.best.as_ref() {
-            let costs = b.costs.clone();
-            let placement = b.plan.placement(inst.fabric()).map_err(plan_error)?;
-            let comm = MipComm::of_placement(inst, &costs, &placement);
+            let (costs, plan) = (b.costs.clone(), b.plan.clone());
             // Tighter than the search's MIPs: this one only improves the plan.
-            let o = run.options(&opts.solver, target / 10.0);
-            let res = StageMip::new(&costs, comm, None).solve(&o, Some(run.incumbent()))?;
-            run.nodes += res.nodes;
-            if let Some(raw) = res.plan {
-                let (plan, eval) = score(inst, &costs, raw)?;
-                run.offer(&costs, plan, eval, res.objective_s);
-            }
+            run.solve_placed(&costs, &plan, &run.options(&opts.solver, target / 10.0))?;
         }
     }
     let mut best = run
@@ -313,7 +373,7 @@ pub fn solve(
         best.mip_objective_s =
             StageMip::new(&best.costs, comm, None).objective_of(&best.plan, inst.fabric());
     }
-    let mip_plan_step_time_s = best.eval.step_time_s;
+    let mip_plan_step_time_s = best.mip_plan_step_time_s;
     let (plan, evaluation) =
         local::refine_if(opts.local_search, inst, &best.costs, best.plan, best.eval);
     let solved = run.solved.min(frontier.total);

@@ -1,7 +1,9 @@
 //! `watos solve --exhaustive`: enumerate the same space the MIP searches (every configuration,
 //! every split of the layers over the stages, every recomputation mix, every weight tier), solve
-//! the continuous parking for each by LP, and score each plan with the evaluator. For small
-//! instances and for the tests that check the MIP against it.
+//! the continuous parking for each by LP, and score each plan with the evaluator, on every
+//! placement when a mesh is small enough to enumerate them (else on the default layout, the best
+//! plan's placement searched for afterwards). For small instances and for the tests that check
+//! the MIP against it.
 
 use std::time::Instant;
 
@@ -10,7 +12,9 @@ use itertools::Itertools;
 use crate::cost::{evaluate_ideal, evaluate_with, plan_error, ConfigCosts, Evaluation};
 use crate::error::{Error, InfeasibleReason};
 use crate::formulation::{relaxations, MipComm, SolverOptions, StageMip};
+use crate::hardware::Fabric;
 use crate::instance::Instance;
+use crate::placement::Placement;
 use crate::plan::{Plan, RecomputeCounts, Stage, WeightSource};
 use crate::solution::{ConfigStats, Method, Solution, Status};
 use crate::workload::LayerLayout;
@@ -100,6 +104,7 @@ pub fn solve_observed(
         }
         let c = &cand.costs;
         let p = c.config.pp;
+        let placements = every_placement(inst, c);
         for split in compositions(layers, p)
             .into_iter()
             .filter(|split| split.iter().all(|n| *n >= c.config.interleave))
@@ -109,6 +114,7 @@ pub fn solve_observed(
                 let stages: Vec<Stage> = stages.into_iter().cloned().collect();
                 let plan = Plan {
                     dp: c.config.dp,
+                    ep: c.config.ep,
                     tp: c.config.tp,
                     pp: p,
                     micro_batch: c.config.micro_batch,
@@ -118,7 +124,8 @@ pub fn solve_observed(
                     dp_overlap: c.config.dp_overlap,
                     stages,
                 };
-                let Some((plan, eval, relaxed)) = best_parking(inst, c, plan, &lp)? else {
+                let Some((plan, eval, relaxed)) = best_parking(inst, c, plan, &lp, &placements)?
+                else {
                     continue;
                 };
                 bound = bound.min(relaxed);
@@ -155,6 +162,14 @@ pub fn solve_observed(
         };
         return Err(infeasible(inst, closest, reason));
     };
+    // Where placements were too many to enumerate, the best plan's is searched for.
+    let (plan, evaluation) = match plan.placement(inst.fabric()) {
+        Ok(g) if plan.stages.iter().all(|s| s.dies.is_none()) => {
+            let c = ConfigCosts::new(inst, crate::plan::Config::of(&plan));
+            super::place::place(inst, &c, plan, g, super::place::FINAL)
+        }
+        _ => (plan, evaluation),
+    };
     let lower_bound_s = bound.min(evaluation.step_time_s);
     let gap = (evaluation.step_time_s - lower_bound_s) / evaluation.step_time_s;
     Ok(Solution {
@@ -187,31 +202,90 @@ pub fn solve_observed(
     })
 }
 
+/// Placements enumerated per configuration at most: every assignment of its devices to the
+/// healthy dies (ring orders included) on a mesh this small.
+const MAX_PLACEMENTS: u64 = 24;
+
+/// Every placement of a configuration when there are at most [`MAX_PLACEMENTS`] (on a mesh; on a
+/// cluster's single switch every placement costs the same), else none: the plans are then scored
+/// on the default layout and the best one's placement is searched for.
+fn every_placement(inst: &Instance, c: &ConfigCosts) -> Vec<Placement> {
+    let fabric = inst.fabric();
+    let healthy: Vec<u32> = (0..fabric.device_count())
+        .filter(|id| fabric.is_healthy(*id))
+        .collect();
+    let (d, t, p) = (
+        c.config.dp as usize,
+        c.config.tp as usize,
+        c.config.pp as usize,
+    );
+    let k = d * t * p;
+    let count = (0..k as u64)
+        .map(|i| healthy.len() as u64 - i.min(healthy.len() as u64))
+        .try_fold(1u64, |acc, f| acc.checked_mul(f))
+        .unwrap_or(u64::MAX);
+    if !matches!(fabric, Fabric::Mesh(_)) || count > MAX_PLACEMENTS || k > healthy.len() {
+        return Vec::new();
+    }
+    healthy
+        .into_iter()
+        .permutations(k)
+        .filter_map(|devs| {
+            let groups = (0..d)
+                .map(|r| {
+                    (0..p)
+                        .map(|j| devs[(r * p + j) * t..(r * p + j + 1) * t].to_vec())
+                        .collect()
+                })
+                .collect();
+            Placement::from_groups(groups, fabric)
+        })
+        .collect()
+}
+
 /// The plan as it is if it fits (parking only adds time), else with the parking an LP finds; with
-/// its evaluation and its step time at ideal communication (what bounds it). `None` if nothing
-/// fits.
+/// its evaluation on the best of `placements` (the default layout if there are none, the
+/// placement pinned otherwise) and its step time at ideal communication (what bounds it). `None`
+/// if nothing fits.
 fn best_parking(
     inst: &Instance,
     c: &ConfigCosts,
     plan: Plan,
     lp: &SolverOptions,
+    placements: &[Placement],
 ) -> Result<Option<(Plan, Evaluation, f64)>, Error> {
     let placement = plan.placement(inst.fabric()).map_err(plan_error)?;
     let plain = evaluate_with(inst, &plan, c, &placement);
-    if plain.feasible {
+    let (plan, e, relaxed) = if plain.feasible {
         let relaxed = evaluate_ideal(inst, &plan, c).step_time_s;
-        return Ok(Some((plan, plain, relaxed)));
-    }
-    // The parking LP at the best any placement allows, placement classes relaxed.
-    let mut comm = MipComm::ideal(inst, c);
-    comm.units = None;
-    let mip = StageMip::new(c, comm, Some(&plan));
-    let res = mip.solve(lp, None)?;
-    let Some(parked) = res.plan else {
-        return Ok(None);
+        (plan, plain, relaxed)
+    } else {
+        // The parking LP at the best any placement allows, placement classes relaxed.
+        let mut comm = MipComm::ideal(inst, c);
+        comm.units = None;
+        let mip = StageMip::new(c, comm, Some(&plan));
+        let res = mip.solve(lp, None)?;
+        let Some(parked) = res.plan else {
+            return Ok(None);
+        };
+        let e = evaluate_with(inst, &parked, c, &placement);
+        if !e.feasible {
+            return Ok(None);
+        }
+        (parked, e, res.objective_s)
     };
-    let e = evaluate_with(inst, &parked, c, &placement);
-    Ok(e.feasible.then_some((parked, e, res.objective_s)))
+    let best = placements
+        .iter()
+        .map(|g| (g, evaluate_with(inst, &plan, c, g)))
+        .min_by(|a, b| a.1.step_time_s.total_cmp(&b.1.step_time_s));
+    Ok(Some(match best {
+        Some((g, eg)) if eg.step_time_s < e.step_time_s => {
+            let mut pinned = plan;
+            pinned.pin(g, inst.fabric());
+            (pinned, eg, relaxed)
+        }
+        _ => (plan, e, relaxed),
+    }))
 }
 
 /// Every stage a split allows: per stage, every recomputation mix of each run of one layer kind,

@@ -1,16 +1,19 @@
 //! Local search: the MIP plans with ideal communication; the evaluator knows the real placement.
-//! First-improvement hill climbing over placements (which stage runs on which block of dies) and
-//! small plan moves (a layer to a neighbouring stage, a layer to another recomputation mode),
-//! every candidate scored by the evaluator and kept only if feasible and faster.
+//! First the placement ([`place`]: which dies run each group), then first-improvement hill
+//! climbing over small plan moves (a layer to a neighbouring stage, a layer to another
+//! recomputation mode, parked bytes to another helper), every candidate scored by the evaluator
+//! and kept only if feasible and faster.
 
 use crate::cost::{evaluate_with, ConfigCosts, Evaluation};
-use crate::hardware::Fabric;
 use crate::instance::Instance;
+
+use super::place;
 
 use crate::plan::{Plan, Recompute, RecomputeCounts, Stage};
 use crate::workload::LayerLayout;
 
-/// Evaluations local search may spend.
+/// Evaluations the plan moves of local search may spend (the placement has its own budget,
+/// [`place::FINAL`]).
 pub const BUDGET: usize = 400;
 
 /// [`refine`] when `on`, the plan as it is otherwise.
@@ -28,40 +31,42 @@ pub fn refine_if(
     }
 }
 
-/// Improves a plan; returns it with its evaluation (the input if nothing better was found).
+/// Improves a plan; returns it with its evaluation (the input, on its placement pinned, if
+/// nothing better was found). First the placement ([`place::place`], from the plan's own), then
+/// plan moves on that placement: layers and modes ([`layer_moves`]) and helpers ([`park_moves`]).
 pub fn refine(
     inst: &Instance,
     costs: &ConfigCosts,
     plan: Plan,
     eval: Evaluation,
 ) -> (Plan, Evaluation) {
-    let mut best = (plan, eval);
-    let mut spent = 0;
     let fabric = inst.fabric();
-    // Pin the default placement so that placement moves can edit it.
-    let mut pinned = best.0.clone();
-    if pinned.pin_placement(fabric).is_err() {
-        return best;
-    }
+    let Ok(start) = plan.placement(fabric) else {
+        return (plan, eval);
+    };
+    let mut pinned = plan.clone();
+    pinned.pin(&start, fabric);
+    let placed = place::place(inst, costs, plan, start, place::FINAL);
+    let no_worse = placed.1.feasible >= eval.feasible && placed.1.step_time_s <= eval.step_time_s;
+    let mut best = if no_worse { placed } else { (pinned, eval) };
+    let mut spent = 0;
     let score = |cand: &Plan, spent: &mut usize| -> Option<Evaluation> {
         *spent += 1;
         let g = cand.placement(fabric).ok()?;
         let e = evaluate_with(inst, cand, costs, &g);
         e.feasible.then_some(e)
     };
-    best.0 = pinned.clone();
     let mut improved = true;
     while improved && spent < BUDGET {
         improved = false;
-        let mut moves = placement_moves(&pinned, fabric);
-        moves.extend(layer_moves(&pinned, &costs.layout));
+        let mut moves = layer_moves(&best.0, &costs.layout);
+        moves.extend(park_moves(&best.0));
         for cand in moves {
             if spent >= BUDGET {
                 break;
             }
             if let Some(e) = score(&cand, &mut spent) {
                 if e.step_time_s < best.1.step_time_s * (1.0 - 1e-12) {
-                    pinned = cand.clone();
                     best = (cand, e);
                     improved = true;
                     break;
@@ -72,18 +77,31 @@ pub fn refine(
     best
 }
 
-/// The plan on each placement local search may move to (`Placement::stage_swaps`).
-fn placement_moves(plan: &Plan, fabric: &Fabric) -> Vec<Plan> {
-    let Ok(g) = plan.placement(fabric) else {
-        return Vec::new();
-    };
-    g.stage_swaps()
-        .map(|moved| {
-            let mut c = plan.clone();
-            c.pin(&moved, fabric);
-            c
-        })
-        .collect()
+/// Each parking entry sent to every other helper instead (the same bytes; an entry that meets
+/// one of the same kind on its new helper joins it): a sender re-paired with a helper whose dies
+/// may be nearer, or whose path shares fewer links.
+fn park_moves(plan: &Plan) -> Vec<Plan> {
+    let p = plan.stages.len() as u32;
+    let mut out = Vec::new();
+    for (j, stage) in plan.stages.iter().enumerate() {
+        for (i, park) in stage.park.iter().enumerate() {
+            for to in (0..p).filter(|h| *h != park.to && *h != j as u32) {
+                let mut c = plan.clone();
+                let entries = &mut c.stages[j].park;
+                let moved = entries.remove(i);
+                match entries
+                    .iter_mut()
+                    .find(|x| x.to == to && x.what == moved.what)
+                {
+                    Some(x) => x.bytes = x.bytes.saturating_add(moved.bytes),
+                    None => entries.push(crate::plan::Park { to, ..moved }),
+                }
+                entries.sort_by_key(|x| (x.what as u8, x.to));
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// A stage's layers as runs of one kind each: `(kind, modes)`, in layer order.

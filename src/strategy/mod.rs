@@ -5,8 +5,13 @@
 
 pub mod decomposition;
 pub mod exhaustive;
+pub mod faults;
+pub mod gpu_node;
 pub mod local;
+pub mod megatron;
 pub mod monolithic;
+pub mod place;
+pub mod seeded;
 pub mod space;
 
 use crate::cost::bound::{shortfall, MemoryNeed};
@@ -44,6 +49,10 @@ pub trait Observer: Sync {
     fn advance(&self, n: u64) {
         let _ = n;
     }
+    /// `done` units settled in all (for searches that know the count, not the increments).
+    fn settled(&self, done: u64) {
+        let _ = done;
+    }
     /// The best plan so far and the proven lower bound (seconds per step).
     fn status(&self, incumbent_s: f64, bound_s: f64) {
         let _ = (incumbent_s, bound_s);
@@ -71,7 +80,14 @@ pub trait Strategy {
     fn name(&self) -> &'static str;
     /// What it searches, in a sentence.
     fn space(&self) -> &'static str;
-    /// The best plan it finds, scored by the evaluator, with what it proved.
+    /// The instance its plans run on and are scored on: by default `inst` with the framework
+    /// reserve of its `[limits]` taken off every device's DRAM; a baseline may add its framework's
+    /// rules or move to its own hardware. Applying it twice changes nothing.
+    fn instance(&self, inst: &Instance) -> Result<Instance, Error> {
+        Ok(inst.with_reserve(inst.limits.reserve_bytes()))
+    }
+    /// The best plan it finds on `inst` as given, scored by the evaluator, with what it proved
+    /// ([`run`] first turns the instance into [`Strategy::instance`]).
     fn solve(
         &self,
         inst: &Instance,
@@ -80,17 +96,58 @@ pub trait Strategy {
     ) -> Result<Solution, Error>;
 }
 
-/// Every strategy by name.
-pub const NAMES: &[&str] = &["decomposition", "monolithic", "exhaustive"];
+/// Every strategy by name: `watos` is watos's own search (the decomposition with the baselines'
+/// plans as incumbents, [`seeded`]); the others of watos's formulations; then the baselines.
+pub const NAMES: &[&str] = &[
+    "watos",
+    "decomposition",
+    "monolithic",
+    "exhaustive",
+    "megatron",
+    "gpu-node",
+];
+
+/// What `watos compare` runs by default, watos first: every one of these [`by_name`] knows.
+pub const COMPARED: &[&str] = &["watos", "megatron", "gpu-node"];
 
 /// The strategy of a name in [`NAMES`].
 pub fn by_name(name: &str) -> Option<Box<dyn Strategy>> {
     match name {
+        "watos" => Some(Box::new(seeded::Watos)),
         "decomposition" => Some(Box::new(decomposition::Decomposition)),
         "monolithic" => Some(Box::new(monolithic::Monolithic::default())),
         "exhaustive" => Some(Box::new(exhaustive::Exhaustive)),
+        "megatron" => Some(Box::new(megatron::Megatron::default())),
+        "gpu-node" => Some(Box::new(gpu_node::GpuNode)),
         _ => None,
     }
+}
+
+/// A strategy's answer and the instance it planned on (the one to print and re-score it on).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub instance: Instance,
+    pub solution: Solution,
+}
+
+/// Runs a strategy on the instance it plans on ([`Strategy::instance`]).
+///
+/// ```
+/// let inst = watos::Instance::load(concat!(env!("CARGO_MANIFEST_DIR"), "/instances/llama3-70b-wafer.toml")).unwrap();
+/// let s = watos::strategy::by_name("megatron").unwrap();
+/// let out = watos::strategy::run(s.as_ref(), &inst, &Default::default(), &watos::strategy::Silent).unwrap();
+/// assert_eq!(out.instance.reserved_bytes, 3e9);
+/// assert!(out.solution.plan.stages.iter().all(|s| s.park.is_empty()));
+/// ```
+pub fn run(
+    strategy: &dyn Strategy,
+    inst: &Instance,
+    opts: &SearchOptions,
+    observer: &dyn Observer,
+) -> Result<Outcome, Error> {
+    let instance = strategy.instance(inst)?;
+    let solution = strategy.solve(&instance, opts, observer)?;
+    Ok(Outcome { instance, solution })
 }
 
 /// The default strategy's search ([`decomposition::solve`]), watched by nobody.
@@ -159,11 +216,13 @@ pub(crate) fn infeasible(
         dram_total_bytes: inst.hardware.dram_bytes() * healthy as f64,
         closest: closest.map(|(c, need)| shortfall(&need, &c)),
         reason,
+        detail: None,
     }))
 }
 
-/// The evaluator's verdict on a MIP plan, default placement: as returned, or with its parking
-/// untangled if that is feasible and no slower (every formulation does this).
+/// The evaluator's verdict on a MIP plan: as returned, or with its parking untangled if that is
+/// feasible and no slower (every formulation does this), then on the best placement a short
+/// search finds from the default layout ([`place::place`]), pinned.
 pub(crate) fn score(
     inst: &Instance,
     costs: &ConfigCosts,
@@ -173,11 +232,10 @@ pub(crate) fn score(
     let tidy = local::untangle_parking(&raw, &|j| costs.inflight(j));
     let e_raw = evaluate_with(inst, &raw, costs, &placement);
     let e_tidy = evaluate_with(inst, &tidy, costs, &placement);
-    Ok(
-        if e_tidy.feasible && e_tidy.step_time_s <= e_raw.step_time_s {
-            (tidy, e_tidy)
-        } else {
-            (raw, e_raw)
-        },
-    )
+    let plan = if e_tidy.feasible && e_tidy.step_time_s <= e_raw.step_time_s {
+        tidy
+    } else {
+        raw
+    };
+    Ok(place::place(inst, costs, plan, placement, place::PER_PLAN))
 }

@@ -22,9 +22,10 @@ pub const SPACE_NOTES: &[&str] = &[
 
 /// Every configuration of the search space: `t` dividing the heads (and compatible with the
 /// key/value heads), `t p d` at most the healthy devices (idle devices allowed), `b d` dividing the
-/// global batch (every micro-batch size), interleaving `v` from 1 to the layers per stage (with `m`
+/// global batch (every micro-batch size), expert parallelism `ep` dividing `d` and the routed
+/// experts ([`expert_degrees`]), interleaving `v` from 1 to the layers per stage (with `m`
 /// a multiple of `p` when `v > 1`, as Megatron-LM's schedule needs), and the switches of
-/// [`SPACE_NOTES`]. An instance's `[limits]` narrow it.
+/// [`SPACE_NOTES`]. An instance's `[limits]` narrow it, its framework rules included.
 ///
 /// ```
 /// let inst = watos::Instance::load(concat!(env!("CARGO_MANIFEST_DIR"), "/instances/gpt3-175b-wafer.toml")).unwrap();
@@ -41,6 +42,8 @@ pub fn configs(inst: &Instance) -> Vec<Config> {
     let mut out = Vec::new();
     for t in divisors(m.heads).filter(|t| {
         (kv % t == 0 || t % kv == 0) && *t <= healthy && lim.max_tp.is_none_or(|x| *t <= x)
+            // The instance's framework rules on the tensor degree (`Limits::admits_tp`).
+            && lim.admits_tp(*t, kv, &inst.hardware)
     }) {
         let max_p = (healthy / t)
             .min(m.layers)
@@ -60,22 +63,37 @@ pub fn configs(inst: &Instance) -> Vec<Config> {
                         1
                     };
                     for v in 1..=max_v.max(1) {
-                        out.push(Config {
-                            dp: d,
-                            tp: t,
-                            pp: p,
-                            micro_batch: b,
-                            sequence_parallel: t > 1,
-                            interleave: v,
-                            zero1: d > 1,
-                            dp_overlap: true,
-                        });
+                        for ep in expert_degrees(m, d) {
+                            out.push(Config {
+                                dp: d,
+                                ep,
+                                tp: t,
+                                pp: p,
+                                micro_batch: b,
+                                sequence_parallel: t > 1,
+                                interleave: v,
+                                zero1: d > 1,
+                                dp_overlap: true,
+                            });
+                        }
                     }
                 }
             }
         }
     }
     out
+}
+
+/// Expert-parallel degrees of `d` data-parallel replicas: every `ep` dividing both `d` and the
+/// routed experts; 1 alone for a dense model.
+///
+/// ```
+/// let m = watos::Model::load(concat!(env!("CARGO_MANIFEST_DIR"), "/models/gshard-137b.toml")).unwrap();
+/// assert_eq!(watos::strategy::space::expert_degrees(&m, 12).collect::<Vec<_>>(), vec![1, 2, 4]);
+/// ```
+pub fn expert_degrees(m: &crate::Model, d: u32) -> impl Iterator<Item = u32> {
+    let experts = m.moe.as_ref().map_or(1, |moe| moe.experts);
+    divisors(experts).filter(move |e| d % e == 0)
 }
 
 /// Model-wide figures the configuration-free bounds use.
@@ -86,6 +104,8 @@ pub struct ModelFigures {
     pub gemm_flops_per_token: f64,
     /// All parameters of the model.
     pub params: f64,
+    /// The routed experts' parameters (part of `params`).
+    pub expert_params: f64,
     /// Fastest fraction of peak any kernel reaches.
     pub best_efficiency: f64,
 }
@@ -104,6 +124,11 @@ impl ModelFigures {
         ModelFigures {
             gemm_flops_per_token: layer_gemm + crate::cost::work::head_fwd_flops_per_token(m),
             params: crate::cost::work::total_params(m, inst.training.seq_len),
+            expert_params: layout
+                .blocks
+                .iter()
+                .map(|b| b.layers as f64 * layers::params(m, &layout.kinds[b.kind]).experts)
+                .sum(),
             best_efficiency: eff.gemm.max(eff.attention).min(1.0),
         }
     }
@@ -122,12 +147,21 @@ pub fn compute_bound(inst: &Instance, f: &ModelFigures, c: &Config) -> f64 {
 }
 
 /// How much of one pipeline's devices the model state alone needs (above 1: it cannot fit, a
-/// necessary condition): at least `params / t` parameters per rank with weights, gradients and
-/// (sharded) optimizer state, against their DRAM and the SRAM that could hold weights.
+/// necessary condition): at least `params / t` parameters per rank (the routed experts' split over
+/// `ep` too) with weights, gradients and (sharded) optimizer state, against their DRAM and the
+/// SRAM that could hold weights.
 pub fn state_ratio(inst: &Instance, f: &ModelFigures, c: &Config) -> f64 {
     let s = crate::cost::memory::StateBytes::of(&inst.training);
-    let shards = if c.zero1 { c.dp as f64 } else { 1.0 };
-    let per_rank = f.params / c.tp as f64 * (s.weights + s.grads + s.optimizer / shards);
+    let (shards, expert_shards) = if c.zero1 {
+        (c.dp as f64, c.expert_dp() as f64)
+    } else {
+        (1.0, 1.0)
+    };
+    let dense = f.params - f.expert_params;
+    let experts = f.expert_params / c.ep.max(1) as f64;
+    let per_rank = (dense * (s.weights + s.grads + s.optimizer / shards)
+        + experts * (s.weights + s.grads + s.optimizer / expert_shards))
+        / c.tp as f64;
     let hw = &inst.hardware;
     let room = c.pp as f64
         * (hw.dram_bytes() + (1.0 - crate::cost::kernels::SRAM_STREAM_FRACTION) * hw.sram_bytes());
@@ -246,6 +280,18 @@ impl Frontier {
     /// Configurations still open.
     pub fn open(&self) -> usize {
         self.heap.len()
+    }
+
+    /// Configurations with some placement class still open below `goal`: those the search may
+    /// still have to look at (every other one is settled).
+    pub fn open_below(&self, goal: f64) -> usize {
+        let open: std::collections::HashSet<u32> = self
+            .heap
+            .iter()
+            .filter(|Reverse(k)| k.0 < goal)
+            .map(|Reverse(k)| k.2 / 3)
+            .collect();
+        open.len()
     }
 
     /// The figures the compute bounds use.

@@ -21,6 +21,31 @@ pub fn node(gpus: u32, dram_gb: f64, sram_mb: f64) -> Hardware {
     .unwrap()
 }
 
+/// `nodes` nodes of `gpus` devices; the network at `inter_gb_per_s` per device (100 GB/s inside
+/// a node), slower or faster than the node's links.
+pub fn cluster(gpus: u32, nodes: u32, inter_gb_per_s: f64) -> Hardware {
+    toml::from_str(&format!(
+        "name='cluster'\n[device]\npeak_tflops=100\nsram_mb=1\ndram_gb=0.05\ndram_bw_tb_per_s=1\n[software]\nattention='unfused'\nexecution='kernels'\n[cluster]\ngpus_per_node={gpus}\nnodes={nodes}\nintra_bw_gb_per_s=100\nintra_latency_us=2\ninter_bw_gb_per_s={inter_gb_per_s}\ninter_latency_us=1\n"
+    ))
+    .unwrap()
+}
+
+/// Six devices on one of seven fabrics: one switch, a 2 x 3 wafer, two 1 x 3 wafers with slow
+/// or fast crossings, a 2 x 3 wafer with a broken link, two nodes of three with a slow or a fast
+/// network. DRAM 50 MB, SRAM 1 MB.
+pub fn six_devices(kind: u32) -> Hardware {
+    let two = |w2w: f64| format!("wafers=2\nw2w_bw_tb_per_s={w2w}\nw2w_latency_ns=50");
+    match kind % 7 {
+        0 => node(6, 0.05, 1.0),
+        1 => wafer(2, 3, 0.05, 1.0, ""),
+        2 => wafer(1, 3, 0.05, 1.0, &two(0.05)),
+        3 => wafer(1, 3, 0.05, 1.0, &two(16.0)),
+        4 => wafer(2, 3, 0.05, 1.0, "faulty_links=[[[0,1],[1,1]]]"),
+        5 => cluster(3, 2, 10.0),
+        _ => cluster(3, 2, 1000.0),
+    }
+}
+
 /// A small wafer.
 pub fn wafer(rows: u32, cols: u32, dram_gb: f64, sram_mb: f64, extra: &str) -> Hardware {
     let hw: Hardware = toml::from_str(&format!(

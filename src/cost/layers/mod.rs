@@ -77,10 +77,12 @@ pub struct KindCosts {
     pub modes: [[ModeCost; 3]; WeightSource::COUNT],
     /// Tensor-parallel all-reduce equivalents per layer per micro-batch, by mode.
     pub tp_collectives: [f64; 3],
-    /// Bytes one device sends in the token all-to-alls per layer per micro-batch, by mode
-    /// (dispatch and combine forward, backward, and a recomputed forward's); 0 without expert
-    /// parallelism and for dense kinds.
-    pub all_to_all_bytes: [f64; 3],
+    /// Bytes one device sends in one token all-to-all (a dispatch or a combine); 0 without
+    /// expert parallelism and for dense kinds.
+    pub all_to_all_bytes: f64,
+    /// Token all-to-alls per layer per micro-batch, by mode, counted in all-to-alls of the
+    /// configuration's size ([`ConfigCosts::a2a_bytes`](super::ConfigCosts::a2a_bytes)).
+    pub all_to_alls: [f64; 3],
 }
 
 impl KindCosts {
@@ -92,8 +94,7 @@ impl KindCosts {
         rates: &Rates,
         state: &StateBytes,
     ) -> Self {
-        // Expert-parallel degree: the configuration does not choose one yet.
-        let ep = 1;
+        let ep = c.ep.max(1);
         let (m, hw) = (&inst.model, &inst.hardware);
         let execution: Execution = inst.execution();
         let shape = ActShape::new(
@@ -114,12 +115,13 @@ impl KindCosts {
             }
             LayerKind::Moe { moe: e, .. } => moe::ops(&shape, rates, &e, cf, ep, sram, state.grads),
         };
-        let (act_bytes, tp_collectives, all_to_all_bytes) = match kind {
+        let (act_bytes, tp_collectives, all_to_all_bytes, all_to_alls) = match kind {
             LayerKind::Dense { ffn_hidden, .. } => {
                 let shape = shape.with_ffn(ffn_hidden);
                 (
                     Recompute::ALL.map(|r| dense::activation_bytes(&shape, r)),
                     dense::tp_collectives(c.tp),
+                    0.0,
                     [0.0; 3],
                 )
             }
@@ -134,6 +136,7 @@ impl KindCosts {
                     &e,
                     cf,
                 ),
+                moe::all_to_alls(ep),
             ),
         };
         let modes = WeightSource::ALL.map(|w| {
@@ -157,6 +160,7 @@ impl KindCosts {
             modes,
             tp_collectives,
             all_to_all_bytes,
+            all_to_alls,
         }
     }
 
@@ -165,10 +169,17 @@ impl KindCosts {
         &self.modes[source.index()][mode.index()]
     }
 
-    /// One layer for one micro-batch: compute, memory and tensor-parallel communication, given
-    /// the time of one all-reduce on the stage's groups.
-    pub fn time_s(&self, source: WeightSource, mode: Recompute, tp_allreduce_s: f64) -> f64 {
+    /// One layer for one micro-batch: compute, memory, tensor-parallel and expert-parallel
+    /// communication, given the time of one all-reduce and of one all-to-all on the stage's groups.
+    pub fn time_s(
+        &self,
+        source: WeightSource,
+        mode: Recompute,
+        tp_allreduce_s: f64,
+        all_to_all_s: f64,
+    ) -> f64 {
         self.mode_cost(source, mode).total.time_s
             + self.tp_collectives[mode.index()] * tp_allreduce_s
+            + self.all_to_alls[mode.index()] * all_to_all_s
     }
 }

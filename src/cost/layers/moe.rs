@@ -130,18 +130,16 @@ pub fn tp_collectives(tp: u32, ep: u32, moe: &MoeLayer, capacity_factor: f64) ->
     [2.0 * forward, 2.0 * forward, 3.0 * forward]
 }
 
-/// Bytes one device sends in the token all-to-alls of one layer per micro-batch, by mode: a
-/// dispatch and a combine forward, both again backward, and a recomputed forward's. Each moves
-/// the device's `s b k C / t` slots (its sequence-parallel share; `s b k C` without sequence
-/// parallelism) of `2 h` bytes, of which `(ep - 1) / ep` leave the device under balanced routing.
-/// The buffers are sized by the capacity factor, as GShard's dispatch tensors are. 0 for `ep = 1`.
+/// Bytes one device sends in one token all-to-all (a dispatch or a combine): its `s b k C / t`
+/// slots (its sequence-parallel share; `s b k C` without sequence parallelism) of `2 h` bytes, of
+/// which `(ep - 1) / ep` leave the device under balanced routing. The buffers are sized by the
+/// capacity factor, as GShard's dispatch tensors are. 0 for `ep = 1`.
 ///
 /// ```
 /// let moe = watos::workload::MoeLayer { experts: 8, experts_per_token: 2, expert_ffn_hidden: 16, shared_ffn_hidden: 0, shared_expert_gate: false };
-/// assert_eq!(watos::cost::layers::moe::all_to_all_bytes(4.0, 8.0, 1.0, 1, &moe, 1.0), [0.0; 3]);
-/// // One all-to-all: 4 tokens x 2 slots x 16 bytes x 1/2 leaving = 64; 4 of them forward and
-/// // backward, 6 with a recomputed forward.
-/// assert_eq!(watos::cost::layers::moe::all_to_all_bytes(4.0, 8.0, 1.0, 2, &moe, 1.0), [256.0, 256.0, 384.0]);
+/// assert_eq!(watos::cost::layers::moe::all_to_all_bytes(4.0, 8.0, 1.0, 1, &moe, 1.0), 0.0);
+/// // 4 tokens x 2 slots x 16 bytes x 1/2 leaving = 64.
+/// assert_eq!(watos::cost::layers::moe::all_to_all_bytes(4.0, 8.0, 1.0, 2, &moe, 1.0), 64.0);
 /// ```
 pub fn all_to_all_bytes(
     tokens: f64,
@@ -150,12 +148,26 @@ pub fn all_to_all_bytes(
     ep: u32,
     moe: &MoeLayer,
     capacity_factor: f64,
-) -> [f64; 3] {
+) -> f64 {
     let ep = ep as f64;
-    let one =
-        2.0 * tokens * share * moe.experts_per_token as f64 * capacity_factor * hidden * (ep - 1.0)
-            / ep;
-    [4.0 * one, 4.0 * one, 6.0 * one]
+    2.0 * tokens * share * moe.experts_per_token as f64 * capacity_factor * hidden * (ep - 1.0) / ep
+}
+
+/// Token all-to-alls of one layer per micro-batch, by mode: a dispatch and a combine forward, both
+/// again backward (the gradients retrace the tokens' way), and with full recomputation the
+/// recomputed forward's two more (GShard, arXiv 2006.16668, section 2.2: a dispatch and a combine
+/// around the experts). None without expert parallelism.
+///
+/// ```
+/// assert_eq!(watos::cost::layers::moe::all_to_alls(1), [0.0; 3]);
+/// assert_eq!(watos::cost::layers::moe::all_to_alls(4), [4.0, 4.0, 6.0]);
+/// ```
+pub fn all_to_alls(ep: u32) -> [f64; 3] {
+    if ep > 1 {
+        [4.0, 4.0, 6.0]
+    } else {
+        [0.0; 3]
+    }
 }
 
 /// An MoE layer's operators on one device: the attention half; the norm; the router (on the

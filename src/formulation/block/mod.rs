@@ -219,9 +219,11 @@ impl<'a> ConfigBlock<'a> {
                     / costs.optimizer_shards()
                     / mem_unit,
             ];
+            // The `no_parking` framework rule: every parked amount bounded at 0.
+            let allowed = f64::from(u8::from(comm.allow_parking));
             for i in (0..p).filter(|i| *i != j) {
                 for (table, ub) in park.iter_mut().zip(most) {
-                    table[j][i] = Some(model.add(variable().min(0.0).max(ub)));
+                    table[j][i] = Some(model.add(variable().min(0.0).max(allowed * ub)));
                 }
             }
             park_cap.push(most.map(|ub| ub * mem_unit));
@@ -390,6 +392,7 @@ impl<'a> ConfigBlock<'a> {
             .collect();
         Plan {
             dp: cfg.dp,
+            ep: cfg.ep,
             tp: cfg.tp,
             pp: cfg.pp,
             micro_batch: cfg.micro_batch,
@@ -446,15 +449,24 @@ fn dominated_modes(c: &ConfigCosts, comm: &MipComm) -> Vec<[bool; 3]> {
     c.kinds
         .iter()
         .map(|kc| {
-            // Time is affine in the all-reduce time: checking the extremes checks every value
-            // between them.
-            let mut tps = comm.stage.tp_allreduce_s.clone();
-            if let Some(u) = &comm.units {
-                tps.extend([u.tp_inside_s, u.tp_across_s]);
+            // Every (all-reduce, all-to-all) time pair a stage can see: each stage's, and on a
+            // fabric of units each class's all-reduce with the stage's all-to-all.
+            let mut pairs: Vec<(f64, f64)> = Vec::new();
+            for (tp, a2a) in comm
+                .stage
+                .tp_allreduce_s
+                .iter()
+                .zip(&comm.stage.all_to_all_s)
+            {
+                pairs.push((*tp, *a2a));
+                if let Some(u) = &comm.units {
+                    pairs.extend([(u.tp_inside_s, *a2a), (u.tp_across_s, *a2a)]);
+                }
             }
             let time = |r: Recompute| -> Vec<f64> {
-                tps.iter()
-                    .flat_map(|tp| WeightSource::ALL.map(|w| kc.time_s(w, r, *tp)))
+                pairs
+                    .iter()
+                    .flat_map(|(tp, a2a)| WeightSource::ALL.map(|w| kc.time_s(w, r, *tp, *a2a)))
                     .collect()
             };
             // A mode the instance forbids is out, and dominates nothing.

@@ -330,9 +330,17 @@ impl ConfigBlock<'_> {
                     a
                 }
             }));
-        let most_params = c.kinds.iter().map(|k| k.params).fold(0.0, f64::max)
+        // A stage holds at most what its devices' memory allows: every parameter keeps its
+        // gradient in DRAM and its 16-bit weight in DRAM or SRAM (optimizer state may be parked).
+        // Far below the whole model on a deep pipeline, and the tighter the big-M, the tighter
+        // the LP relaxation.
+        let (w, g) = (c.state.weights, c.state.grads);
+        let held = (c.dram_capacity_bytes / (w + g))
+            .max((c.dram_capacity_bytes / g).min(c.sram_weight_bytes / w));
+        let most_params = (c.kinds.iter().map(|k| k.params).fold(0.0, f64::max)
             * c.model_layers as f64
-            + c.ends_params(ju);
+            + c.ends_params(ju))
+        .min(held);
         let big = per_param * most_params + fixed + comm.tied_s;
         for (intra, path) in u.dp_packed.iter().enumerate().skip(1) {
             // One partner inside (a neighbour or a parking partner: `partner`), or both

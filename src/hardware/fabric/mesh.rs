@@ -1,8 +1,7 @@
 //! A 2D mesh of dies: links, dimension-ordered or fault-avoiding routes, rings and transfers
 //! that share links.
 
-use crate::error::FieldError;
-
+use super::detour::Detours;
 use super::{DeviceId, PathCost};
 
 /// A mesh of dies (several wafers stacked along rows), with faulty dies and links.
@@ -18,14 +17,20 @@ pub struct Mesh {
     pub(super) healthy: Vec<bool>,
     /// Directed link `device * 4 + dir` works (dir: 0 east, 1 west, 2 south, 3 north).
     pub(super) link_ok: Vec<bool>,
-    /// With faults, `next[src * n + dst]` is the neighbour of `src` on a shortest healthy path.
-    pub(super) next: Option<Vec<u32>>,
+    /// Whether any die or link is faulty (routes then check their links).
+    pub(super) faulty: bool,
+    /// Shortest detours of the pairs whose dimension-ordered routes cross a fault.
+    pub(super) detours: Detours,
 }
 
 pub(super) const DIRS: [(i64, i64); 4] = [(0, 1), (0, -1), (1, 0), (-1, 0)];
-pub(super) const NONE: u32 = u32::MAX;
 
 impl Mesh {
+    /// Rows of one wafer (the mesh stacks `rows / wafer_rows` wafers).
+    pub fn wafer_rows(&self) -> u32 {
+        self.wafer_rows
+    }
+
     /// Wafers the mesh spans (stacked along rows).
     pub fn wafers(&self) -> u32 {
         self.rows / self.wafer_rows.max(1)
@@ -85,78 +90,80 @@ impl Mesh {
         }
     }
 
-    /// Dimension-ordered (column first) route without faults; table-driven shortest healthy
-    /// route with them. Appends directed link ids to `out`.
+    /// The route from `a` to `b` as directed link ids appended to `out`: dimension-ordered
+    /// (column first) on a mesh without faults. With faults, the column-first route if all its
+    /// links work, else the row-first one, else a shortest detour over working links (found once
+    /// per pair and cached). Nothing is appended when `b` cannot be reached.
     pub(super) fn route(&self, a: DeviceId, b: DeviceId, out: &mut Vec<u32>) {
-        if let Some(next) = &self.next {
-            let n = self.n();
-            let mut cur = a;
-            while cur != b {
-                let nb = next[(cur * n + b) as usize];
-                if nb == NONE {
-                    return;
-                }
-                let dir = (0..4)
-                    .find(|d| self.neighbour(cur, *d) == Some(nb))
-                    .unwrap_or(0);
-                out.push(cur * 4 + dir);
-                cur = nb;
-            }
+        let start = out.len();
+        self.ordered_route(a, b, true, out);
+        if !self.faulty || self.works(&out[start..]) {
             return;
         }
+        out.truncate(start);
+        self.ordered_route(a, b, false, out);
+        if self.works(&out[start..]) {
+            return;
+        }
+        out.truncate(start);
+        self.detours.append(self, a, b, out);
+    }
+
+    fn works(&self, links: &[u32]) -> bool {
+        links.iter().all(|l| self.link_ok[*l as usize])
+    }
+
+    /// Dimension-ordered route: along the row first (`columns_first`), or along the column first.
+    fn ordered_route(&self, a: DeviceId, b: DeviceId, columns_first: bool, out: &mut Vec<u32>) {
         let (mut r, mut c) = (a / self.cols, a % self.cols);
         let (br, bc) = (b / self.cols, b % self.cols);
-        while c != bc {
-            let dir = if bc > c { 0 } else { 1 };
-            out.push((r * self.cols + c) * 4 + dir);
-            c = if bc > c { c + 1 } else { c - 1 };
-        }
-        while r != br {
-            let dir = if br > r { 2 } else { 3 };
-            out.push((r * self.cols + c) * 4 + dir);
-            r = if br > r { r + 1 } else { r - 1 };
+        for phase in [columns_first, !columns_first] {
+            if phase {
+                while c != bc {
+                    let dir = if bc > c { 0 } else { 1 };
+                    out.push((r * self.cols + c) * 4 + dir);
+                    c = if bc > c { c + 1 } else { c - 1 };
+                }
+            } else {
+                while r != br {
+                    let dir = if br > r { 2 } else { 3 };
+                    out.push((r * self.cols + c) * 4 + dir);
+                    r = if br > r { r + 1 } else { r - 1 };
+                }
+            }
         }
     }
 
-    /// All-pairs next-hop table by breadth-first search over healthy links, neighbours tried in a
-    /// fixed order so that routes are deterministic.
-    pub(super) fn build_routes(&mut self) -> Result<(), FieldError> {
-        let n = self.n();
-        let mut next = vec![NONE; (n * n) as usize];
-        let mut queue = std::collections::VecDeque::new();
-        for dst in 0..n {
-            if !self.healthy[dst as usize] {
-                continue;
-            }
-            // BFS from the destination over reversed links: the parent is the next hop toward dst.
-            next[(dst * n + dst) as usize] = dst;
-            queue.push_back(dst);
-            while let Some(cur) = queue.pop_front() {
-                for dir in 0..4 {
-                    let Some(nb) = self.neighbour(cur, dir) else {
-                        continue;
-                    };
-                    let back = dir ^ 1;
-                    if self.link_ok[(nb * 4 + back) as usize]
-                        && next[(nb * n + dst) as usize] == NONE
-                    {
-                        next[(nb * n + dst) as usize] = cur;
-                        queue.push_back(nb);
+    /// Whether every healthy die reaches every other over working links (links work both ways
+    /// or neither, so one search from one die settles it).
+    pub(super) fn connected(&self) -> bool {
+        let Some(first) = self.healthy.iter().position(|h| *h) else {
+            return true;
+        };
+        let mut seen = vec![false; self.n() as usize];
+        seen[first] = true;
+        let mut stack = vec![first as u32];
+        let mut reached = 1usize;
+        while let Some(cur) = stack.pop() {
+            for dir in 0..4 {
+                if !self.link_ok[(cur * 4 + dir) as usize] {
+                    continue;
+                }
+                if let Some(nb) = self.neighbour(cur, dir) {
+                    if !seen[nb as usize] {
+                        seen[nb as usize] = true;
+                        reached += 1;
+                        stack.push(nb);
                     }
                 }
             }
         }
-        self.next = Some(next);
-        Ok(())
+        reached == self.healthy.iter().filter(|h| **h).count()
     }
 
-    pub(super) fn connected(&self) -> bool {
-        let Some(next) = &self.next else { return true };
-        let n = self.n();
-        let healthy: Vec<u32> = (0..n).filter(|i| self.healthy[*i as usize]).collect();
-        healthy
-            .iter()
-            .all(|a| healthy.iter().all(|b| next[(a * n + b) as usize] != NONE))
+    /// Directed link `link` works.
+    pub(super) fn link_works(&self, link: u32) -> bool {
+        self.link_ok.get(link as usize).copied().unwrap_or(false)
     }
 
     /// Counts the edges' routes on their links (`step` +1), or takes them off again (-1).

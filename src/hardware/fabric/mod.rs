@@ -6,10 +6,14 @@ use crate::units::{GB, TB};
 
 use super::Hardware;
 
+mod all_to_all;
+mod all_to_all_bound;
 mod bounds;
 mod cluster;
+mod detour;
 mod mesh;
 
+pub use all_to_all_bound::{injection_bound, least_busiest_load};
 pub use bounds::Units;
 
 pub use cluster::ClusterTopo;
@@ -54,7 +58,8 @@ impl Fabric {
                     w2w_latency_s: w.w2w_latency_ns.unwrap_or(w.d2d_latency_ns) * crate::units::NS,
                     healthy: vec![true; n],
                     link_ok: vec![true; n * 4],
-                    next: None,
+                    faulty: !w.faulty_dies.is_empty() || !w.faulty_links.is_empty(),
+                    detours: Default::default(),
                 };
                 for [r, c] in &w.faulty_dies {
                     mesh.healthy[(r * w.cols + c) as usize] = false;
@@ -77,9 +82,6 @@ impl Fabric {
                             }
                         }
                     }
-                }
-                if !w.faulty_dies.is_empty() || !w.faulty_links.is_empty() {
-                    mesh.build_routes()?;
                 }
                 Ok(Fabric::Mesh(mesh))
             }
@@ -174,6 +176,42 @@ impl Fabric {
         }
     }
 
+    /// The hops of the route from `a` to `b`, each as the two devices it joins (one hop between
+    /// two GPUs of a cluster; none from a device to itself).
+    ///
+    /// ```
+    /// let text = "name='w'\n[device]\npeak_tflops=1\nsram_mb=1\ndram_gb=1\ndram_bw_tb_per_s=1\n[software]\nattention='flash'\nexecution='dataflow'\n[wafer]\nrows=2\ncols=2\nd2d_bw_tb_per_s=1\nd2d_latency_ns=100\nfaulty_links=[[[0,0],[0,1]]]";
+    /// let hw: watos::Hardware = toml::from_str(text).unwrap();
+    /// let f = hw.fabric().unwrap();
+    /// // The link from die 0 to die 1 is down: the route detours through the second row.
+    /// assert_eq!(f.route(0, 1), vec![(0, 2), (2, 3), (3, 1)]);
+    /// ```
+    pub fn route(&self, a: DeviceId, b: DeviceId) -> Vec<(DeviceId, DeviceId)> {
+        match self {
+            Fabric::Mesh(m) => {
+                let mut links = Vec::new();
+                m.route(a, b, &mut links);
+                links
+                    .iter()
+                    .map(|l| (l / 4, m.neighbour(l / 4, l % 4).unwrap_or(l / 4)))
+                    .collect()
+            }
+            Fabric::Cluster(_) if a != b => vec![(a, b)],
+            Fabric::Cluster(_) => Vec::new(),
+        }
+    }
+
+    /// Whether the link between two neighbouring dies works (always on a cluster, whose switches
+    /// join every pair of GPUs).
+    pub fn link_works(&self, a: DeviceId, b: DeviceId) -> bool {
+        match self {
+            Fabric::Mesh(m) => {
+                (0..4).any(|dir| m.neighbour(a, dir) == Some(b) && m.link_works(a * 4 + dir))
+            }
+            Fabric::Cluster(_) => self.is_healthy(a) && self.is_healthy(b),
+        }
+    }
+
     /// Whether every pair of healthy devices is connected (faults may cut the mesh).
     pub fn is_connected(&self) -> bool {
         match self {
@@ -249,6 +287,25 @@ mod tests {
         // 3 -> 5 would cross the dead centre; the detour takes four hops.
         assert_eq!(f.hops(3, 5), 4);
         assert!(f.is_connected());
+    }
+
+    #[test]
+    fn a_large_faulted_mesh_routes_on_demand() {
+        // 65,536 dies: no table of every pair, only the pairs asked for.
+        let f = wafer(
+            256,
+            256,
+            "faulty_dies=[[100,101]]\nfaulty_links=[[[7,7],[7,8]]]",
+        );
+        assert_eq!(f.healthy_count(), 65_535);
+        assert!(f.is_connected());
+        // Along row 100 across the dead die: two hops more than the straight route.
+        let (a, b) = (100 * 256 + 90, 100 * 256 + 110);
+        assert_eq!(f.hops(a, b), 22);
+        assert!(f.route(a, b).iter().all(|(x, y)| f.link_works(*x, *y)));
+        // Row-first avoids the broken link between two dies of one row without a detour.
+        assert_eq!(f.hops(7 * 256 + 7, 9 * 256 + 9), 4);
+        assert_eq!(f.hops(7 * 256 + 7, 7 * 256 + 8), 3);
     }
 
     #[test]

@@ -114,6 +114,10 @@ pub struct Limits {
     /// Wall-clock budget of the solver in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_limit_s: Option<f64>,
+    /// Recomputation modes plans may use (all when absent): `["none"]` trains without
+    /// recomputing anything. A plan using another mode is infeasible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recompute: Option<Vec<crate::plan::Recompute>>,
     /// Framework rule: nothing parked in other devices' DRAM (`framework`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_parking: bool,
@@ -148,6 +152,13 @@ impl Limits {
         }
         if let Some(t) = self.time_limit_s {
             ranges::TIME_LIMIT.check("time_limit_s", t, "seconds, e.g. 60")?;
+        }
+        if self.recompute.as_ref().is_some_and(Vec::is_empty) {
+            return Err(FieldError::new(
+                "recompute",
+                "allows no recomputation mode, so no plan",
+                "list the modes plans may use, e.g. [\"none\"], or omit the key for all",
+            ));
         }
         if let Some(r) = self.reserve_gb {
             ranges::RESERVE_GB.check("reserve_gb", r, "GB per device, e.g. 3")?;

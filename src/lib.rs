@@ -9,6 +9,7 @@
 pub mod compare;
 pub mod cost;
 pub mod error;
+pub mod explore;
 pub mod formulation;
 pub mod hardware;
 pub mod input;

@@ -3,6 +3,7 @@
 mod bench;
 mod compare;
 mod evaluate;
+mod explore;
 mod faults;
 mod progress;
 mod solve;
@@ -41,6 +42,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Check the evaluator against published measurements of real GPU training runs.
     Validate(validate::ValidateArgs),
+    /// Which wafer to build: sweep a design space for one model or a weighted mix.
+    Explore(explore::ExploreArgs),
+    /// Join the slices of `watos explore --shard I/N` into the report of a single run.
+    Merge(explore::MergeArgs),
     /// Solve instances with every strategy (watos and its baselines) and compare them.
     Compare(compare::CompareArgs),
     /// Break random dies or links of a wafer at several rates and compare fault-aware plans with
@@ -332,6 +337,8 @@ impl Command {
             Command::Solve(a) => a.output.json,
             Command::Bench(a) => a.json,
             Command::Validate(a) => a.json,
+            Command::Explore(a) => a.output.json || a.shard.is_some(),
+            Command::Merge(a) => a.output.json,
             Command::Compare(a) => a.json,
             Command::Faults(a) => a.json,
         }
@@ -382,6 +389,8 @@ pub fn main() -> ExitCode {
         Command::Solve(args) => solve::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Validate(args) => validate::run(&args),
+        Command::Explore(args) => explore::run(&args),
+        Command::Merge(args) => explore::merge(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Faults(args) => faults::run(&args),
     };

@@ -71,6 +71,8 @@ pub struct ConfigCosts {
     pub tied_sync_bytes: f64,
     /// Transformer layers of the model.
     pub model_layers: u32,
+    /// Recomputation modes plans may use (`[limits] recompute`), by [`Recompute::index`].
+    pub recompute_allowed: [bool; 3],
 }
 
 impl ConfigCosts {
@@ -159,6 +161,12 @@ impl ConfigCosts {
             params_total: total_params(m, tr.seq_len),
             params_active: active_params(m),
             model_layers: m.layers,
+            recompute_allowed: Recompute::ALL.map(|r| {
+                inst.limits
+                    .recompute
+                    .as_ref()
+                    .is_none_or(|modes| modes.contains(&r))
+            }),
             tied_sync_bytes: if m.tied_embeddings && c.pp > 1 {
                 m.vocab as f64 * m.hidden as f64 / t * state.grads
             } else {

@@ -179,6 +179,19 @@ fn evaluate_comm(
         }
         let mem = report::StageMemory::new(c, &mem, stage.weights);
         violations.extend(mem.violations(ju));
+        for r in Recompute::ALL
+            .into_iter()
+            .filter(|r| !c.recompute_allowed[r.index()])
+        {
+            let layers: f64 = v.layers.iter().flatten().map(|by| by[r.index()]).sum();
+            if layers > 0.0 {
+                violations.push(Violation::Recompute {
+                    stage: ju,
+                    mode: r,
+                    layers: layers as u32,
+                });
+            }
+        }
         reports.push(StageReport::new(
             stage,
             c.inflight(ju),

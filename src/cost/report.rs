@@ -186,6 +186,7 @@ pub enum ViolationKind {
     Sram,
     Park,
     Schedule,
+    Recompute,
 }
 
 /// A resource the plan overruns, with its figures.
@@ -211,6 +212,12 @@ pub enum Violation {
     },
     /// The interleaved schedule needs the micro-batches to be a multiple of the stages.
     Schedule { micro_batches: u32, pp: u32 },
+    /// Layers recompute in a mode the instance's `[limits] recompute` leaves out.
+    Recompute {
+        stage: u32,
+        mode: Recompute,
+        layers: u32,
+    },
 }
 
 impl Violation {
@@ -221,6 +228,7 @@ impl Violation {
             Violation::Sram { .. } => ViolationKind::Sram,
             Violation::Park { .. } => ViolationKind::Park,
             Violation::Schedule { .. } => ViolationKind::Schedule,
+            Violation::Recompute { .. } => ViolationKind::Recompute,
         }
     }
 
@@ -229,7 +237,8 @@ impl Violation {
         match self {
             Violation::Dram { stage, .. }
             | Violation::Sram { stage, .. }
-            | Violation::Park { stage, .. } => Some(*stage),
+            | Violation::Park { stage, .. }
+            | Violation::Recompute { stage, .. } => Some(*stage),
             Violation::Schedule { .. } => None,
         }
     }
@@ -248,7 +257,7 @@ impl Violation {
                 held_bytes,
                 ..
             } => (*parked_bytes, *held_bytes),
-            Violation::Schedule { .. } => (0.0, 0.0),
+            Violation::Schedule { .. } | Violation::Recompute { .. } => (0.0, 0.0),
         }
     }
 }
@@ -298,6 +307,15 @@ impl std::fmt::Display for Violation {
             Violation::Schedule { micro_batches, pp } => write!(
                 f,
                 "the interleaved schedule needs the {micro_batches} micro-batches to be a multiple of pp = {pp}"
+            ),
+            Violation::Recompute { stage, mode, layers } => write!(
+                f,
+                "stage {stage}: {layers} layers recompute `{}`, which [limits] recompute leaves out",
+                match mode {
+                    Recompute::None => "none",
+                    Recompute::Selective => "selective",
+                    Recompute::Full => "full",
+                }
             ),
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod area;
 pub mod fabric;
+pub mod power;
 
 use std::path::Path;
 
@@ -23,6 +24,10 @@ pub use fabric::{DeviceId, Fabric};
 pub struct WaferArea {
     pub dies_per_wafer: u32,
     pub site: area::SiteArea,
+    /// Each die's edge: what its DRAM and D2D PHYs need and what it has.
+    pub shoreline: area::Shoreline,
+    /// Largest compute die the technology makes (one reticle).
+    pub reticle_mm2: f64,
     pub used_mm2: f64,
     pub usable_mm2: f64,
 }
@@ -266,6 +271,30 @@ impl Hardware {
                 )
             })?;
         }
+        if let Some(area) = self.wafer_area() {
+            let die = area.site.die_mm2();
+            ensure(die <= area.reticle_mm2, || {
+                FieldError::new(
+                    "device.peak_tflops",
+                    format!(
+                        "the compute die (compute {:.1}, DRAM PHY {:.1}, D2D PHY {:.1} mm^2) is {die:.0} mm^2, larger than one {:.0} mm^2 reticle",
+                        area.site.compute_mm2, area.site.dram_phy_mm2, area.site.d2d_mm2, area.reticle_mm2
+                    ),
+                    "use less compute, SRAM or PHY bandwidth per die, or give [area] reticle_mm2",
+                )
+            })?;
+            let edge = area.shoreline;
+            ensure(edge.fits(), || {
+                FieldError::new(
+                    "device.dram_bw_tb_per_s",
+                    format!(
+                        "the DRAM stacks and D2D PHYs need {:.1} mm of die edge, but a {die:.0} mm^2 die has {:.1} mm",
+                        edge.needed_mm, edge.available_mm
+                    ),
+                    "use fewer DRAM stacks or less D2D bandwidth per die, a larger die, or give [area] dram_shoreline_mm_per_stack and d2d_tb_per_s_per_mm for denser PHYs",
+                )
+            })?;
+        }
         let fabric = self.fabric()?;
         ensure(fabric.is_connected(), || {
             FieldError::new(
@@ -283,6 +312,7 @@ impl Hardware {
         let d = &self.device;
         let site = model.site(
             d.peak_tflops,
+            d.sram_mb,
             d.dram_gb,
             d.dram_bw_tb_per_s,
             w.d2d_bw_tb_per_s,
@@ -291,6 +321,8 @@ impl Hardware {
         Some(WaferArea {
             dies_per_wafer: dies,
             site,
+            shoreline: model.shoreline(&site, w.d2d_bw_tb_per_s),
+            reticle_mm2: model.reticle_mm2,
             used_mm2: site.total_mm2() * dies as f64,
             usable_mm2: w.usable_area_mm2,
         })

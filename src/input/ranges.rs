@@ -156,11 +156,29 @@ pub const EFFICIENCY: Range = range("hardware", "gemm, attention, dram, link", 0
 pub const GEMM_HALF_DIM: Range = range("hardware", "gemm_half_dim", 0.0, 65536.0, "");
 pub const AREA_CONSTANT: Range = range(
     "hardware [area]",
-    "compute_mm2_per_tflops, dram_stack_gb, dram_stack_tb_per_s, dram_stack_mm2, dram_phy_mm2_per_tb_per_s, d2d_mm2_per_tb_per_s",
+    "compute_mm2_per_tflops, dram_stack_gb, dram_stack_tb_per_s, dram_stack_mm2, dram_phy_mm2_per_tb_per_s, d2d_mm2_per_tb_per_s, sram_mb_per_tflops, sram_mm2_per_mb, dram_shoreline_mm_per_stack, d2d_tb_per_s_per_mm, reticle_mm2",
     1e-6,
     1e6,
     "",
 );
+pub const POWER_CONSTANT: Range = range(
+    "space [technology.power]",
+    "compute_w_per_tflops, dram_pj_per_bit, d2d_pj_per_bit",
+    1e-6,
+    1e6,
+    "",
+);
+pub const STACKS: Range = range("space", "dram.stacks", 1.0, 1024.0, "stacks");
+pub const SRAM_PER_TFLOPS: Range = range(
+    "space",
+    "die.sram_mb_per_tflops",
+    0.0,
+    10_000.0,
+    "MB per TFLOP/s",
+);
+pub const ASPECT: Range = range("space", "mesh.max_aspect", 1.0, 4096.0, "");
+pub const POWER_W: Range = range("space", "power.max_w_per_die", 1e-3, 1e7, "W");
+pub const MIX_WEIGHT: Range = range("flag", "--model FILE=WEIGHT", 1e-6, 1e6, "");
 
 pub const LAYERS: Range = range("model", "layers", 1.0, 10_000.0, "");
 pub const HIDDEN: Range = range("model", "hidden", 1.0, 1_048_576.0, "");
@@ -204,6 +222,12 @@ pub const ALL: &[Range] = &[
     EFFICIENCY,
     GEMM_HALF_DIM,
     AREA_CONSTANT,
+    POWER_CONSTANT,
+    STACKS,
+    SRAM_PER_TFLOPS,
+    ASPECT,
+    POWER_W,
+    MIX_WEIGHT,
     LAYERS,
     HIDDEN,
     HEADS,

@@ -8,6 +8,7 @@
 mod bars;
 mod compare;
 mod diemap;
+pub mod explore;
 mod faults;
 mod bench;
 mod scaling;

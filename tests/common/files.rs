@@ -293,6 +293,20 @@ pub fn hardware(rng: &mut Rng) -> (File, u32) {
                 Kind::Number(ranges::AREA_CONSTANT),
             )));
         }
+        // The optional ones likewise: a die's edge and a reticle that hold anything.
+        for (key, v) in [
+            ("sram_mm2_per_mb", "0.000001"),
+            ("dram_shoreline_mm_per_stack", "0.000001"),
+            ("d2d_tb_per_s_per_mm", "1000000.0"),
+            ("reticle_mm2", "1000000.0"),
+        ] {
+            e.push(entry(
+                "area",
+                key,
+                v.into(),
+                Kind::Number(ranges::AREA_CONSTANT),
+            ));
+        }
         rows * cols
     } else {
         let (gpus, nodes) = (rng.int(1, 4), rng.int(1, 3));

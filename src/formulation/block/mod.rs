@@ -469,15 +469,19 @@ fn dominated_modes(c: &ConfigCosts, comm: &MipComm) -> Vec<[bool; 3]> {
                     .flat_map(|(tp, a2a)| WeightSource::ALL.map(|w| kc.time_s(w, r, *tp, *a2a)))
                     .collect()
             };
+            // A mode the instance forbids is out, and dominates nothing.
+            let allowed = c.recompute_allowed;
             Recompute::ALL.map(|r| {
-                Recompute::ALL.iter().any(|o| {
-                    *o != r
-                        && kc.act_bytes[o.index()] <= kc.act_bytes[r.index()]
-                        && time(*o).iter().zip(time(r)).all(|(a, b)| *a <= b)
-                        && (o.index() < r.index()
-                            || kc.act_bytes[o.index()] < kc.act_bytes[r.index()]
-                            || time(*o).iter().zip(time(r)).any(|(a, b)| *a < b))
-                })
+                !allowed[r.index()]
+                    || Recompute::ALL.iter().any(|o| {
+                        *o != r
+                            && allowed[o.index()]
+                            && kc.act_bytes[o.index()] <= kc.act_bytes[r.index()]
+                            && time(*o).iter().zip(time(r)).all(|(a, b)| *a <= b)
+                            && (o.index() < r.index()
+                                || kc.act_bytes[o.index()] < kc.act_bytes[r.index()]
+                                || time(*o).iter().zip(time(r)).any(|(a, b)| *a < b))
+                    })
             })
         })
         .collect()

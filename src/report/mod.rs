@@ -6,11 +6,11 @@
 //! for `--wide`. Every table with marks or abbreviations is followed by a legend.
 
 mod bars;
+mod bench;
 mod compare;
 mod diemap;
 pub mod explore;
 mod faults;
-mod bench;
 mod scaling;
 mod solution;
 mod svg;
@@ -31,9 +31,9 @@ pub use diemap::{die_map_text, placement_json};
 pub use faults::{faults_json, faults_text};
 pub use solution::{solution_json, solution_text, strategy_text};
 
-pub use svg::die_map_svg;
 pub use bench::{bench_csv, bench_markdown, bench_table, fmt_short_s, fmt_target, BenchRow};
 pub use scaling::{scaling_svg, PlotSetting};
+pub use svg::die_map_svg;
 
 /// How text output is laid out.
 ///

@@ -468,14 +468,21 @@ fn take_batch(frontier: &mut Frontier, first: Entry, max: usize, goal: f64) -> V
     todo
 }
 
+/// The costs of an entry's configuration and the communication its bound may assume: the best
+/// any placement of its class allows.
+fn entry_model(inst: &Instance, e: &Entry) -> (ConfigCosts, MipComm) {
+    let costs = ConfigCosts::new(inst, e.config);
+    let mut comm = MipComm::ideal(inst, &costs);
+    comm.units = comm.units.map(|u| u.covering(e.class));
+    (costs, comm)
+}
+
 /// The LP relaxations of some configurations' MIPs at once.
 fn lp_batch(inst: &Instance, entries: &[Entry], opts: &SolverOptions) -> Vec<Result<f64, Error>> {
     entries
         .par_iter()
         .map(|e| {
-            let costs = ConfigCosts::new(inst, e.config);
-            let mut comm = MipComm::ideal(inst, &costs);
-            comm.units = comm.units.map(|u| u.covering(e.class));
+            let (costs, comm) = entry_model(inst, e);
             StageMip::new(&costs, comm, None).lp_bound(opts)
         })
         .collect()
@@ -491,9 +498,7 @@ fn solve_batch(
     entries
         .par_iter()
         .map(|e| {
-            let costs = ConfigCosts::new(inst, e.config);
-            let mut comm = MipComm::ideal(inst, &costs);
-            comm.units = comm.units.map(|u| u.covering(e.class));
+            let (costs, comm) = entry_model(inst, e);
             let res = StageMip::new(&costs, comm, None)
                 .solve(opts, cutoff.is_finite().then_some(cutoff))?;
             Ok((costs, res))

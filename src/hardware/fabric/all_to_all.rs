@@ -162,14 +162,7 @@ fn cluster_all_to_all(c: &ClusterTopo, group: &[DeviceId]) -> PathCost {
             hops: 0,
         };
     }
-    let mut per_node: Vec<(u32, u32)> = Vec::new();
-    for id in group {
-        let node = c.node(*id);
-        match per_node.iter_mut().find(|(x, _)| *x == node) {
-            Some((_, k)) => *k += 1,
-            None => per_node.push((node, 1)),
-        }
-    }
+    let per_node = c.members_per_node(group);
     let fewest = per_node.iter().map(|(_, k)| *k).min().unwrap_or(n);
     PathCost {
         bw_bytes_per_s: node_share_bw(c, n, fewest),

@@ -14,6 +14,19 @@ pub struct ClusterTopo {
 }
 
 impl ClusterTopo {
+    /// `(node, members of the group in it)`, in the order the nodes first appear.
+    pub(super) fn members_per_node(&self, group: &[DeviceId]) -> Vec<(u32, u32)> {
+        let mut per_node: Vec<(u32, u32)> = Vec::new();
+        for id in group {
+            let node = self.node(*id);
+            match per_node.iter_mut().find(|(n, _)| *n == node) {
+                Some((_, count)) => *count += 1,
+                None => per_node.push((node, 1)),
+            }
+        }
+        per_node
+    }
+
     pub(super) fn node(&self, id: DeviceId) -> u32 {
         id / self.gpus_per_node
     }
@@ -29,14 +42,7 @@ impl ClusterTopo {
                 hops: 0,
             };
         }
-        let mut per_node: Vec<(u32, u32)> = Vec::new();
-        for id in group {
-            let node = self.node(*id);
-            match per_node.iter_mut().find(|(n, _)| *n == node) {
-                Some((_, count)) => *count += 1,
-                None => per_node.push((node, 1)),
-            }
-        }
+        let per_node = self.members_per_node(group);
         if per_node.len() == 1 {
             return PathCost {
                 bw_bytes_per_s: self.intra_bw,

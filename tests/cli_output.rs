@@ -382,3 +382,23 @@ fn bench_reports_every_run_as_json_csv_and_svg() {
         "{svg}"
     );
 }
+
+/// The README's examples (every line inside a fenced block) fit in 100 columns, as its tables do
+/// on a pipe.
+#[test]
+fn readme_examples_fit_in_100_columns() {
+    let readme = std::fs::read_to_string(shipped("README.md")).expect("README");
+    let mut fenced = false;
+    for (i, line) in readme.lines().enumerate() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        let width = line.chars().count();
+        assert!(
+            !fenced || width <= 100,
+            "README.md:{}: {width} columns:\n{line}",
+            i + 1
+        );
+    }
+}

@@ -79,13 +79,7 @@ struct Run<'a> {
     /// The user set a node limit (else MIPs run in slices of nodes).
     node_limited: bool,
     solved: usize,
-    /// The best few plans of distinct configurations, for local search at the end.
-    pool: Vec<Best>,
 }
-
-/// Plans local search starts from at the end: the MIP plans with ideal communication rank
-/// differently once placed, so the runner-up of the MIP can be the winner after local search.
-const STARTS: usize = 3;
 
 impl Run<'_> {
     fn incumbent(&self) -> f64 {
@@ -116,34 +110,16 @@ impl Run<'_> {
             return;
         }
         let step = eval.step_time_s;
-        let entry = || Best {
-            mip_plan_step_time_s: eval.step_time_s,
-            eval: eval.clone(),
-            plan: plan.clone(),
-            mip_objective_s,
-            costs: costs.clone(),
-        };
-        // One start per configuration: its best plan.
-        let same = self
-            .pool
-            .iter()
-            .position(|b| b.costs.config == costs.config);
-        let worst = self
-            .pool
-            .last()
-            .map_or(f64::INFINITY, |b| b.eval.step_time_s);
-        match same {
-            Some(i) if step < self.pool[i].eval.step_time_s => self.pool[i] = entry(),
-            None if self.pool.len() < STARTS || step < worst => self.pool.push(entry()),
-            _ => {}
-        }
-        self.pool
-            .sort_by(|a, b| a.eval.step_time_s.total_cmp(&b.eval.step_time_s));
-        self.pool.truncate(STARTS);
         if step < self.incumbent() {
             self.first_plan_s
                 .get_or_insert_with(|| self.start.elapsed().as_secs_f64());
-            self.best = Some(entry());
+            self.best = Some(Best {
+                mip_plan_step_time_s: step,
+                eval,
+                plan,
+                mip_objective_s,
+                costs: costs.clone(),
+            });
         }
     }
 
@@ -234,7 +210,6 @@ pub fn solve(
         limited: false,
         node_limited: opts.solver.node_limit.is_some(),
         solved: 0,
-        pool: Vec::new(),
     };
     observer.start(frontier.total as u64, "configurations");
     let batch = rayon::current_num_threads().max(1);
@@ -376,44 +351,17 @@ pub fn solve(
             run.solve_placed(&costs, &plan, &run.options(&opts.solver, target / 10.0))?;
         }
     }
-    let best = run
+    let mut best = run
         .best
         .take()
         .ok_or_else(|| infeasible(inst, None, InfeasibleReason::PerDevice))?;
-    // Local search from the incumbent and the runners-up; the fastest result wins (ties: the
-    // incumbent's, then the pool's order).
-    let mut starts = vec![best];
-    if opts.local_search {
-        let first = starts[0].plan.clone();
-        starts.extend(
-            std::mem::take(&mut run.pool)
-                .into_iter()
-                .filter(|b| b.plan != first),
-        );
-    }
-    let mut refined: Vec<(Best, Plan, Evaluation)> = starts
-        .into_iter()
-        .map(|b| {
-            let (plan, eval) = local::refine_if(
-                opts.local_search,
-                inst,
-                &b.costs,
-                b.plan.clone(),
-                b.eval.clone(),
-            );
-            (b, plan, eval)
-        })
-        .collect();
-    let pick = (0..refined.len())
-        .min_by(|i, j| {
-            refined[*i]
-                .2
-                .step_time_s
-                .total_cmp(&refined[*j].2.step_time_s)
-                .then(i.cmp(j))
-        })
-        .unwrap_or(0);
-    let (mut best, plan, evaluation) = refined.swap_remove(pick);
+    let (plan, evaluation) = local::refine_if(
+        opts.local_search,
+        inst,
+        &best.costs,
+        best.plan.clone(),
+        best.eval.clone(),
+    );
     if best.mip_objective_s.is_nan() {
         // A simple plan won: the MIP's objective at it, for the same diagnostics as a MIP plan.
         let comm = MipComm::ideal(inst, &best.costs);

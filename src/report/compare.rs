@@ -22,9 +22,10 @@ pub fn comparison_text(all: &[InstanceComparison], means: &[Mean], view: &View) 
     for c in all {
         out.push_str(&format!("{}\n", c.instance));
         let mut t = view.table();
+        // Plans are listed under the table: a plan is a sentence, and as a column it would be
+        // squeezed to a few letters per line on an 80-column terminal.
         t.set_header(vec![
             "strategy",
-            "plan",
             "step time",
             "tokens/s",
             "MFU",
@@ -33,6 +34,7 @@ pub fn comparison_text(all: &[InstanceComparison], means: &[Mean], view: &View) 
             "watos\nspeed-up",
         ]);
         let mut notes = Vec::new();
+        let mut plans = Vec::new();
         for e in &c.strategies {
             let speedup = c
                 .speedups
@@ -51,9 +53,9 @@ pub fn comparison_text(all: &[InstanceComparison], means: &[Mean], view: &View) 
                 (None, None) => "no plan".into(),
             };
             let opt = |x: Option<f64>, f: &dyn Fn(f64) -> String| x.map_or("-".into(), f);
+            plans.push(format!("{}: {plan}", e.name));
             t.add_row(vec![
                 Cell::new(&e.name),
-                Cell::new(plan),
                 right(opt(e.step_time_s, &fmt_s)),
                 right(opt(e.tokens_per_s, &fmt_count)),
                 right(opt(e.mfu, &fmt_pct)),
@@ -62,8 +64,10 @@ pub fn comparison_text(all: &[InstanceComparison], means: &[Mean], view: &View) 
                 right(speedup),
             ]);
         }
-        View::keep_whole(&mut t, [0, 2, 3, 4, 5, 6, 7]);
         out.push_str(&format!("{t}\n"));
+        for p in &plans {
+            out.push_str(&view.wrap(&format!("  {p}"), "    "));
+        }
         for (i, n) in notes.iter().enumerate() {
             out.push_str(&view.wrap(&format!("({}) {n}", i + 1), "    "));
         }

@@ -24,7 +24,10 @@
 //!   fabric traffic per layer. It is charged as the tensor-parallel collectives of a `t = N`
 //!   group on the wafer's mesh and its placement ([`super::comm`]), as Megatron's split of the
 //!   same matmuls would need.
-//! - Data parallelism only across wafers: a watos hardware file is one wafer, so `dp = 1`.
+//! - Data parallelism only across wafers: `dp` is the number of wafers, each replica on one
+//!   wafer, its gradients all-reduced over the wafer-to-wafer links as they stream out (the
+//!   data-parallel ring of [`super::comm`], overlapped with the last backward pass); each wafer
+//!   keeps its own copy of the optimizer state (no ZeRO sharding across wafers).
 //! - Memory per die: `1/N` of the weights, gradients and optimizer state of all layers plus the
 //!   stored activations of the recomputation mode ([`super::stage::memory`]); a plan that does not
 //!   fit reports what overflows like any other.
@@ -33,8 +36,8 @@ use crate::error::{ensure, FieldError};
 use crate::instance::Instance;
 use crate::plan::{Plan, Recompute, WeightSource};
 
-/// The streamed plan of `inst` at a micro-batch and recomputation mode: every healthy die of the
-/// wafer in one stage.
+/// The streamed plan of `inst` at a micro-batch and recomputation mode: one stage, one replica per
+/// wafer on its healthy dies (the fewest any wafer has, when faults differ).
 ///
 /// ```
 /// use watos::{Instance, plan::Recompute};
@@ -44,11 +47,52 @@ use crate::plan::{Plan, Recompute, WeightSource};
 /// assert!(watos::evaluate(&inst, &plan).is_ok());
 /// ```
 pub fn plan(inst: &Instance, micro_batch: u32, mode: Recompute) -> Plan {
-    let dies = inst.fabric().healthy_count();
-    let mut plan = Plan::uniform(inst.model.layers, 1, dies, 1, micro_batch, mode);
+    let (wafers, dies) = shape(inst);
+    let mut plan = Plan::uniform(inst.model.layers, wafers, dies, 1, micro_batch, mode);
     plan.weight_streaming = true;
     plan.sequence_parallel = dies > 1;
+    plan.dp_overlap = wafers > 1;
+    if let (Some(w), true) = (&inst.hardware.wafer, wafers > 1) {
+        // Each replica on its own wafer, along the rows in a snake.
+        let fabric = inst.fabric();
+        let mut pinned = Vec::new();
+        for k in 0..wafers {
+            let on_wafer = (k * w.rows..(k + 1) * w.rows).flat_map(|r| {
+                let cols: Vec<u32> = if r % 2 == 0 {
+                    (0..w.cols).collect()
+                } else {
+                    (0..w.cols).rev().collect()
+                };
+                cols.into_iter().map(move |c| [r, c])
+            });
+            pinned.extend(
+                on_wafer
+                    .filter(|rc| fabric.id_of(*rc).is_some_and(|id| fabric.is_healthy(id)))
+                    .take(dies as usize),
+            );
+        }
+        plan.stages[0].dies = Some(pinned);
+    }
     plan
+}
+
+/// Wafers, and the dies each replica runs on: the healthy dies of the wafer with the fewest.
+fn shape(inst: &Instance) -> (u32, u32) {
+    let Some(w) = &inst.hardware.wafer else {
+        return (1, inst.fabric().healthy_count());
+    };
+    let wafers = w.wafers.max(1);
+    let faulty = |k: u32| {
+        w.faulty_dies
+            .iter()
+            .filter(|[r, _]| *r / w.rows.max(1) == k)
+            .count() as u32
+    };
+    let fewest = (0..wafers)
+        .map(|k| (w.rows * w.cols).saturating_sub(faulty(k)))
+        .min()
+        .unwrap_or(0);
+    (wafers, fewest)
 }
 
 /// The rules a plan with `weight_streaming = true` follows (the head rule of ordinary tensor
@@ -73,12 +117,13 @@ pub fn check(plan: &Plan, inst: &Instance) -> Result<(), FieldError> {
             "weight_streaming = false",
         )
     })?;
+    let (wafers, dies) = shape(inst);
     let fixed = [
         (
             "dp",
             plan.dp,
-            1,
-            "data parallelism runs only across wafers, and the hardware is one wafer",
+            wafers,
+            "data parallelism runs only across wafers: one replica per wafer",
         ),
         (
             "pp",
@@ -108,17 +153,39 @@ pub fn check(plan: &Plan, inst: &Instance) -> Result<(), FieldError> {
             )
         })?;
     }
-    let dies = inst.fabric().healthy_count();
     ensure(plan.tp == dies, || {
         FieldError::new(
             "tp",
             format!(
-                "tp = {} in a weight-streaming plan, which splits each layer over every healthy die of {}",
+                "tp = {} in a weight-streaming plan, which splits each layer over every healthy die of a wafer of {}",
                 plan.tp, hw.name
             ),
             format!("tp = {dies}"),
         )
     })?;
+    ensure(!plan.zero1, || {
+        FieldError::new(
+            "zero1",
+            "each wafer keeps its own optimizer state in a weight-streaming plan",
+            "zero1 = false",
+        )
+    })?;
+    if let (Some(w), Ok(g)) = (&hw.wafer, plan.placement(inst.fabric())) {
+        let wafer_of = |id| inst.fabric().coord(id)[0] / w.rows.max(1);
+        for r in 0..g.replicas() {
+            let group = g.group(r, 0);
+            ensure(
+                group.iter().all(|id| wafer_of(*id) == wafer_of(group[0])),
+                || {
+                    FieldError::new(
+                        "stage[0].dies",
+                        format!("replica {r} of a weight-streaming plan spans several wafers"),
+                        "each replica's dies on one wafer",
+                    )
+                },
+            )?;
+        }
+    }
     for (j, s) in plan.stages.iter().enumerate() {
         ensure(s.weights == WeightSource::Dram, || {
             FieldError::new(

@@ -17,7 +17,7 @@ use crate::workload::divisors;
 use super::{infeasible, Observer, SearchOptions};
 
 /// What the strategy searches.
-pub const SPACE: &str = "weight streaming: one stage on every healthy die, each layer split over all of them, weights streamed from DRAM every pass; every micro-batch dividing the global batch, one recomputation mode";
+pub const SPACE: &str = "weight streaming: one stage on every healthy die of each wafer, each layer split over all of them, weights streamed from DRAM every pass, data parallelism across wafers; every micro-batch, one recomputation mode";
 
 /// Cerebras weight streaming (see the module documentation).
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,8 +66,9 @@ pub fn search(
         ));
     }
     let max_b = inst.limits.max_micro_batch.unwrap_or(u32::MAX);
+    let replicas = streaming::plan(inst, 1, Recompute::Full).dp;
     let batches: Vec<u32> = divisors(inst.training.global_batch)
-        .filter(|b| *b <= max_b)
+        .filter(|b| *b <= max_b && inst.training.global_batch % (b * replicas) == 0)
         .collect();
     let modes: Vec<Recompute> = Recompute::ALL
         .into_iter()
@@ -80,7 +81,18 @@ pub fn search(
     let mut memory_infeasible = 0;
     for b in &batches {
         let first = streaming::plan(inst, *b, Recompute::Full);
-        first.check(inst).map_err(plan_error)?;
+        // A wafer whose faults leave no streamed plan (a replica would span two wafers) is an
+        // answer, not a mistake in the input: the strategy has no plan there.
+        if let Err(e) = first
+            .check(inst)
+            .and_then(|_| first.placement(inst.fabric()))
+        {
+            let mut err = infeasible(inst, None, InfeasibleReason::Rules);
+            if let Error::Infeasible(i) = &mut err {
+                i.detail = Some(plan_error(e).to_string());
+            }
+            return Err(err);
+        }
         let placement = first.placement(inst.fabric()).map_err(plan_error)?;
         let costs = ConfigCosts::new(inst, Config::of(&first));
         if !memory_need(&costs).fits() {
@@ -149,4 +161,30 @@ pub fn search(
             .into(),
     );
     Ok(sol)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::Silent;
+
+    #[test]
+    fn one_replica_per_wafer_and_a_model_too_big_says_why() {
+        let inst = Instance::load(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/instances/deepseek-v3-671b-4wafers.toml"
+        ))
+        .unwrap();
+        let plan = streaming::plan(&inst, 1, Recompute::Full);
+        assert_eq!((plan.dp, plan.tp, plan.pp), (4, 56, 1));
+        plan.check(&inst).unwrap();
+        // Every wafer holds a whole copy of 671B parameters' state: 234.5 GB per die of 70.
+        let err = search(&inst, &SearchOptions::default(), &Silent).unwrap_err();
+        assert!(matches!(err, Error::Infeasible(_)), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("weight streaming") && text.contains("optimizer"),
+            "{text}"
+        );
+    }
 }

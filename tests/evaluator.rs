@@ -128,3 +128,58 @@ fn a_plan_that_does_not_fit_names_what_overflows() {
         "{message}"
     );
 }
+
+/// The same GPT on an ideal wafer of 3 dies in a row, whose 2 heads 3 does not divide.
+fn ideal_wafer() -> Instance {
+    let model: Model = toml::from_str("name='tiny'\nlayers=2\nhidden=64\nheads=2\nvocab=128\ntied_embeddings=true\nmax_positions=32").unwrap();
+    let hw: Hardware = toml::from_str(
+        "name='ideal wafer'\n[device]\npeak_tflops=1\nsram_mb=0\ndram_gb=1\ndram_bw_tb_per_s=1e9\n[software]\nattention='unfused'\nexecution='kernels'\n\
+         [efficiency]\ngemm=1\ngemm_half_dim=0\nattention=1\ndram=1\nlink=1\n\
+         [wafer]\nrows=1\ncols=3\nd2d_bw_tb_per_s=1e9\nd2d_latency_ns=0\n",
+    )
+    .unwrap();
+    let training: Training = toml::from_str("global_batch=4\nseq_len=32").unwrap();
+    Instance::new("ideal wafer", model, hw, training).unwrap()
+}
+
+#[test]
+fn weight_streaming_splits_every_layer_over_all_dies() {
+    // 88,080,384 FLOPs per step (one_device_runs_at_peak_flops) spread evenly over the 3 dies,
+    // although 3 does not divide the 2 heads: 29,360,128 FLOPs each, 29.360128 us at 1 TFLOP/s,
+    // the weight stream and the activation exchange free on this hardware. MFU 1.
+    let inst = ideal_wafer();
+    let plan = watos::cost::streaming::plan(&inst, 1, Recompute::None);
+    assert_eq!((plan.dp, plan.tp, plan.pp), (1, 3, 1));
+    let e = evaluate(&inst, &plan).unwrap();
+    assert!(close(e.step_time_s, 29.360128e-6), "{}", e.step_time_s);
+    assert!(close(e.mfu, 1.0), "{}", e.mfu);
+    // The same split is not an ordinary tensor-parallel plan.
+    let mut ordinary = plan.clone();
+    ordinary.weight_streaming = false;
+    let err = evaluate(&inst, &ordinary).unwrap_err().to_string();
+    assert!(
+        err.contains("does not divide the 2 attention heads"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_streamed_plan_file_round_trips_and_bad_ones_say_why() {
+    let inst = ideal_wafer();
+    let plan = watos::cost::streaming::plan(&inst, 2, Recompute::Full);
+    let text = plan.to_toml().unwrap();
+    assert!(text.contains("weight_streaming = true"), "{text}");
+    let back: Plan = toml::from_str(&text).unwrap();
+    assert_eq!(back, plan);
+    let mut two = plan.clone();
+    two.tp = 2;
+    let err = evaluate(&inst, &two).unwrap_err().to_string();
+    assert!(
+        err.contains("tp") && err.contains("every healthy die"),
+        "{err}"
+    );
+    let mut sram = plan.clone();
+    sram.stages[0].weights = watos::plan::WeightSource::Sram;
+    let err = evaluate(&inst, &sram).unwrap_err().to_string();
+    assert!(err.contains("stage[0].weights"), "{err}");
+}

@@ -93,6 +93,7 @@ fn arguments_parse_back_to_the_plan_for_uneven_and_interleaved_stages() {
             interleave: v,
             zero1: true,
             dp_overlap: false,
+            weight_streaming: false,
             stages: split.iter().map(|n| Stage::new(*n, mode)).collect(),
         });
     }

@@ -19,6 +19,7 @@ mod report;
 mod scalar;
 pub mod schedule;
 pub mod stage;
+pub mod streaming;
 pub mod work;
 
 pub use comm::{CommCosts, IdealComm};

@@ -28,7 +28,10 @@ pub(super) fn check(plan: &Plan, inst: &Instance) -> Result<(), FieldError> {
             FieldError::new(field, "must be at least 1", "a positive integer")
         })?;
     }
-    ensure(m.heads % plan.tp == 0, || {
+    if plan.weight_streaming {
+        crate::cost::streaming::check(plan, inst)?;
+    }
+    ensure(plan.weight_streaming || m.heads % plan.tp == 0, || {
         FieldError::new(
             "tp",
             format!(
@@ -39,12 +42,14 @@ pub(super) fn check(plan: &Plan, inst: &Instance) -> Result<(), FieldError> {
         )
     })?;
     let kv = m.kv_heads();
-    ensure(kv % plan.tp == 0 || plan.tp % kv == 0, || {
-        let valid: Vec<String> = divisors(m.heads)
-            .filter(|t| kv % t == 0 || t % kv == 0)
-            .map(|t| t.to_string())
-            .collect();
-        FieldError::new(
+    ensure(
+        plan.weight_streaming || kv % plan.tp == 0 || plan.tp % kv == 0,
+        || {
+            let valid: Vec<String> = divisors(m.heads)
+                .filter(|t| kv % t == 0 || t % kv == 0)
+                .map(|t| t.to_string())
+                .collect();
+            FieldError::new(
             "tp",
             format!(
                 "tensor parallelism {} neither divides nor is a multiple of the {kv} key/value heads",
@@ -52,7 +57,8 @@ pub(super) fn check(plan: &Plan, inst: &Instance) -> Result<(), FieldError> {
             ),
             format!("valid: {}", valid.join(", ")),
         )
-    })?;
+        },
+    )?;
     // Products and sums in u64: the factors come from files and flags, and a product that wraps
     // would pass (or fail) a check for the wrong reason.
     let gb = inst.training.global_batch;

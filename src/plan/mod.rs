@@ -293,6 +293,12 @@ pub struct Plan {
     /// DDP) instead of after it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dp_overlap: bool,
+    /// Weight streaming (Cerebras; see [`crate::cost::streaming`]): one stage on every healthy
+    /// die of the wafer, each layer's work split evenly over all of them whatever the heads,
+    /// weights read from the dies' DRAM every pass. `tp` counts the dies; the rule that it divide
+    /// the heads is lifted and the rules of [`crate::cost::streaming::check`] apply instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub weight_streaming: bool,
     #[serde(rename = "stage")]
     pub stages: Vec<Stage>,
 }
@@ -325,6 +331,9 @@ impl std::fmt::Display for Plan {
         if self.dp_overlap {
             f.write_str("  DP overlap")?;
         }
+        if self.weight_streaming {
+            f.write_str("  weight streaming")?;
+        }
         Ok(())
     }
 }
@@ -355,6 +364,7 @@ impl Plan {
             interleave: 1,
             zero1: false,
             dp_overlap: false,
+            weight_streaming: false,
             stages,
         }
     }

@@ -127,6 +127,7 @@ pub fn solve_observed(
                     interleave: c.config.interleave,
                     zero1: c.config.zero1,
                     dp_overlap: c.config.dp_overlap,
+                    weight_streaming: false,
                     stages,
                 };
                 let Some((plan, eval, relaxed)) = best_parking(inst, c, plan, &lp, &placements)?

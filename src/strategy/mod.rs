@@ -13,6 +13,7 @@ pub mod monolithic;
 pub mod place;
 pub mod seeded;
 pub mod space;
+pub mod streaming;
 
 use crate::cost::bound::{shortfall, MemoryNeed};
 use crate::cost::{evaluate_with, plan_error, ConfigCosts, Evaluation};
@@ -105,10 +106,11 @@ pub const NAMES: &[&str] = &[
     "exhaustive",
     "megatron",
     "gpu-node",
+    "weight-streaming",
 ];
 
 /// What `watos compare` runs by default, watos first: every one of these [`by_name`] knows.
-pub const COMPARED: &[&str] = &["watos", "megatron", "gpu-node"];
+pub const COMPARED: &[&str] = &["watos", "megatron", "weight-streaming", "gpu-node"];
 
 /// The strategy of a name in [`NAMES`].
 pub fn by_name(name: &str) -> Option<Box<dyn Strategy>> {
@@ -119,6 +121,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn Strategy>> {
         "exhaustive" => Some(Box::new(exhaustive::Exhaustive)),
         "megatron" => Some(Box::new(megatron::Megatron::default())),
         "gpu-node" => Some(Box::new(gpu_node::GpuNode)),
+        "weight-streaming" => Some(Box::new(streaming::WeightStreaming)),
         _ => None,
     }
 }

@@ -5,6 +5,11 @@
 //! watos's own, its rules only narrow them, its reserve only leaves DRAM unused), so the
 //! decomposition's bound covers it. The decomposition stops within its gap target of that bound,
 //! which leaves room for a baseline's plan to be up to the gap faster: the incumbent closes it.
+//!
+//! The weight-streaming strategy's plans are not in watos's space (they split each layer over
+//! every die whatever the heads, [`crate::cost::streaming`]); its best plan is taken as an
+//! incumbent too. Its search scores every plan of its space, so its step time is a proven bound
+//! over that space, and the lesser of the two bounds covers both spaces.
 
 use crate::error::Error;
 use crate::instance::Instance;
@@ -39,6 +44,17 @@ impl Strategy for Watos {
         if let Ok(base) = megatron::search(&rules, &Pins::default(), "", opts, &Silent) {
             seed(inst, &mut sol, &base.plan, "megatron", opts.solver.gap);
         }
+        if inst.hardware.cluster.is_none() {
+            if let Ok(base) = super::streaming::search(inst, opts, &Silent) {
+                seed(
+                    inst,
+                    &mut sol,
+                    &base.plan,
+                    "weight-streaming",
+                    opts.solver.gap,
+                );
+            }
+        }
         Ok(sol)
     }
 }
@@ -71,7 +87,7 @@ pub fn seed(inst: &Instance, sol: &mut Solution, plan: &Plan, from: &str, gap_ta
         sol.status = Status::Optimal;
     }
     sol.space.fixed.push(format!(
-        "the plan is the {from} strategy's, taken as an incumbent: it is in this space and faster than the search's own"
+        "the plan is the {from} strategy's, taken as an incumbent: it is faster than the search's own (the bound is the search's, capped by this plan's step time)"
     ));
     true
 }

@@ -18,6 +18,7 @@ pub const SPACE_NOTES: &[&str] = &[
     "sequence parallelism is on wherever t > 1: it never makes a plan slower or larger (the same collective volume, replicated activations and elementwise work divided by t)",
     "ZeRO-1 is on wherever d > 1: sharding optimizer state never makes a plan slower or larger (reduce-scatter plus all-gather move less than an all-reduce of FP32 gradients, and the optimizer step runs on a shard)",
     "data-parallel overlap is on: reducing gradients under the last backward pass never makes a plan slower",
+    "weight-streaming plans (one stage over every die, each layer split whatever the heads) are not in this space: the watos strategy takes the weight-streaming strategy's best plan as an incumbent instead",
 ];
 
 /// Every configuration of the search space: `t` dividing the heads (and compatible with the

@@ -400,6 +400,7 @@ impl<'a> ConfigBlock<'a> {
             interleave: cfg.interleave,
             zero1: cfg.zero1,
             dp_overlap: cfg.dp_overlap,
+            weight_streaming: false,
             stages,
         }
     }

@@ -261,6 +261,7 @@ pub fn parse(args: &[String], layers: u32, world_size: u64) -> Result<Plan, Stri
         interleave,
         zero1,
         dp_overlap: overlap,
+        weight_streaming: false,
         stages: n.into_iter().map(|k| Stage::new(k, mode)).collect(),
     })
 }

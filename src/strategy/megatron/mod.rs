@@ -199,6 +199,7 @@ fn plan_of(c: &Config, split: &[u32], mode: Recompute, dies: Option<&[Vec<[u32; 
         interleave: c.interleave,
         zero1: c.zero1,
         dp_overlap: c.dp_overlap,
+        weight_streaming: false,
         stages: split.iter().map(|n| Stage::new(*n, mode)).collect(),
     };
     if let Some(dies) = dies {

@@ -12,7 +12,7 @@ use good_lp::Expression;
 
 use crate::cost::Scalar;
 
-pub use solver::{interrupted, RawStatus, SolverOptions, INTERRUPTED};
+pub use solver::{interrupted, Deadline, RawStatus, SolverOptions, INTERRUPTED};
 pub use stage_mip::{relaxations, MipComm, StageMip, StageMipResult};
 
 pub(crate) use block::ConfigBlock;

@@ -5,6 +5,7 @@ use good_lp::solvers::highs::HighsProblem;
 use highs::HighsModelStatus;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::error::Error;
 
@@ -75,6 +76,47 @@ impl Default for SolverOptions {
             seed: 0,
             lp_relaxation: false,
         }
+    }
+}
+
+/// When a search must stop: the user's time limit from its start, or Ctrl-C. Every strategy
+/// asks this one type, so a limit means the same everywhere.
+///
+/// ```
+/// use watos::formulation::{Deadline, SolverOptions};
+/// let d = Deadline::of(std::time::Instant::now(), &SolverOptions { time_limit_s: Some(60.0), ..Default::default() });
+/// assert!(!d.passed());
+/// let o = d.limit(&SolverOptions::default());
+/// assert!(o.time_limit_s.is_some_and(|t| t <= 60.0));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// The deadline of a search started at `start` under `opts`' time limit (none without one).
+    pub fn of(start: Instant, opts: &SolverOptions) -> Self {
+        Deadline(
+            opts.time_limit_s
+                .map(|t| start + Duration::from_secs_f64(t.clamp(0.0, 1e9))),
+        )
+    }
+
+    /// The time limit ran out, or the user pressed Ctrl-C.
+    pub fn passed(&self) -> bool {
+        interrupted() || self.0.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// `opts` with its time limit cut to what is left (at least 10 ms, so HiGHS still returns).
+    pub fn limit(&self, opts: &SolverOptions) -> SolverOptions {
+        let mut o = *opts;
+        if let Some(d) = self.0 {
+            o.time_limit_s = Some(
+                d.saturating_duration_since(Instant::now())
+                    .as_secs_f64()
+                    .max(0.01),
+            );
+        }
+        o
     }
 }
 

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use crate::cost::{evaluate_with, plan_error, ConfigCosts, Evaluation};
 use crate::error::{Error, InfeasibleReason};
-use crate::formulation::{MipComm, RawStatus, SolverOptions, StageMip, StageMipResult};
+use crate::formulation::{Deadline, MipComm, RawStatus, SolverOptions, StageMip, StageMipResult};
 use crate::instance::Instance;
 use crate::plan::{Plan, Recompute};
 use crate::solution::{ConfigStats, Found, Method, Solution};
@@ -70,7 +70,7 @@ struct Best {
 struct Run<'a> {
     inst: &'a Instance,
     start: Instant,
-    deadline: Option<Instant>,
+    deadline: Deadline,
     best: Option<Best>,
     first_plan_s: Option<f64>,
     nodes: u64,
@@ -89,19 +89,11 @@ impl Run<'_> {
     }
 
     fn stopped(&self) -> bool {
-        crate::formulation::interrupted() || self.deadline.is_some_and(|d| Instant::now() >= d)
+        self.deadline.passed()
     }
 
     fn options(&self, base: &SolverOptions, gap: f64) -> SolverOptions {
-        let mut o = SolverOptions { gap, ..*base };
-        if let Some(d) = self.deadline {
-            o.time_limit_s = Some(
-                d.saturating_duration_since(Instant::now())
-                    .as_secs_f64()
-                    .max(0.01),
-            );
-        }
-        o
+        self.deadline.limit(&SolverOptions { gap, ..*base })
     }
 
     /// Keeps `plan` if it is feasible and faster than the incumbent.
@@ -200,10 +192,7 @@ pub fn solve(
     let mut run = Run {
         inst,
         start,
-        deadline: opts
-            .solver
-            .time_limit_s
-            .map(|t| start + Duration::from_secs_f64(t.clamp(0.0, 1e9))),
+        deadline: Deadline::of(start, &opts.solver),
         best: None,
         first_plan_s: None,
         nodes: 0,

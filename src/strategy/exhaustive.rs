@@ -62,11 +62,8 @@ pub fn solve_observed(
     observer: &dyn Observer,
 ) -> Result<Solution, Error> {
     let start = Instant::now();
-    let deadline = solver
-        .time_limit_s
-        .map(|t| start + std::time::Duration::from_secs_f64(t.clamp(0.0, 1e9)));
-    let stopped =
-        || crate::formulation::interrupted() || deadline.is_some_and(|d| Instant::now() >= d);
+    let deadline = crate::formulation::Deadline::of(start, solver);
+    let stopped = || deadline.passed();
     let mut frontier = Frontier::new(inst);
     let cands = next_candidates(inst, &mut frontier, usize::MAX);
     let (rejected, closest) = (frontier.memory_infeasible, frontier.closest.take());

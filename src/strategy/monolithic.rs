@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::cost::{ConfigCosts, Evaluation};
 use crate::error::{Error, InfeasibleReason};
 use crate::formulation::monolithic::MonolithicMip;
-use crate::formulation::{RawStatus, SolverOptions};
+use crate::formulation::{Deadline, RawStatus, SolverOptions};
 use crate::instance::Instance;
 use crate::plan::Plan;
 use crate::solution::{ConfigStats, Found, Method, Solution};
@@ -107,11 +107,8 @@ pub fn solve_with(
     let mut frontier = Frontier::new(inst);
     let target = opts.solver.gap;
     let per_mip = mono.max_candidates.max(1);
-    let deadline = opts
-        .solver
-        .time_limit_s
-        .map(|t| start + std::time::Duration::from_secs_f64(t.clamp(0.0, 1e9)));
-    let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
+    let deadline = Deadline::of(start, &opts.solver);
+    let out_of_time = || deadline.passed();
     observer.start(frontier.total as u64, "configurations");
     let mut best: Option<Best> = None;
     // Least dual bound of the MIPs solved so far; the configurations still in the frontier are
@@ -132,17 +129,10 @@ pub fn solve_with(
         size.mips += 1;
         size.rows = size.rows.max(mip.rows());
         size.columns = size.columns.max(mip.columns());
-        let mut o = SolverOptions {
+        let o = deadline.limit(&SolverOptions {
             gap: target / 2.0,
             ..opts.solver
-        };
-        if let Some(d) = deadline {
-            o.time_limit_s = Some(
-                d.saturating_duration_since(Instant::now())
-                    .as_secs_f64()
-                    .max(0.01),
-            );
-        }
+        });
         let res = mip.solve(&o, incumbent.is_finite().then_some(incumbent))?;
         nodes += res.nodes;
         limited |= res.status == RawStatus::Limit;

@@ -26,7 +26,7 @@
 pub mod args;
 mod splits;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::cost::bound::memory_need;
 use crate::cost::{evaluate_with, layers, plan_error, ConfigCosts, Evaluation, Schedule};
@@ -282,10 +282,8 @@ pub fn search(
     observer: &dyn Observer,
 ) -> Result<Solution, Error> {
     let start = Instant::now();
-    let deadline = opts
-        .solver
-        .time_limit_s
-        .map(|t| start + Duration::from_secs_f64(t.clamp(0.0, 1e9)));
+    // Ctrl-C stops it too, as every strategy.
+    let deadline = crate::formulation::Deadline::of(start, &opts.solver);
     let figures = ModelFigures::of(inst);
     let mut configs: Vec<Config> = space::configs(inst)
         .into_iter()
@@ -323,7 +321,7 @@ pub fn search(
             open_bound = *bound;
             break;
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if deadline.passed() {
             (stopped, open_bound) = (true, *bound);
             break;
         }

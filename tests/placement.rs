@@ -197,3 +197,31 @@ fn gpt3_on_config3_uses_fewer_pipeline_hops_than_the_snake() {
     );
     assert!(sol.evaluation.step_time_s <= snake_s);
 }
+
+/// The placed MIP's pessimistic price of parking (every pair of stages at once) is never above a
+/// pair's price alone, and on four wafers, where pairs share each boundary's one link, it is
+/// below it for some pair: the price that keeps the placed MIP from parking across boundaries.
+#[test]
+fn shared_parking_prices_are_pessimistic() {
+    use watos::formulation::MipComm;
+    let inst = load("deepseek-v3-671b-4wafers");
+    let (mut plan, _, _) = start(&inst, 8, 4, 7);
+    plan.ep = 8;
+    let g = plan.placement(inst.fabric()).unwrap();
+    let costs = ConfigCosts::new(&inst, Config::of(&plan));
+    let alone = MipComm::of_placement(&inst, &costs, &g).park_bw;
+    let shared = MipComm::of_placement_shared(&inst, &costs, &g).park_bw;
+    let mut below = 0;
+    for (j, row) in shared.iter().enumerate() {
+        for (i, bw) in row.iter().enumerate().filter(|(i, _)| *i != j) {
+            assert!(
+                *bw > 0.0 && *bw <= alone[j][i] * (1.0 + 1e-12),
+                "{j} -> {i}"
+            );
+            if *bw < alone[j][i] * 0.5 {
+                below += 1;
+            }
+        }
+    }
+    assert!(below > 0, "no pair shares a boundary: {shared:?}");
+}

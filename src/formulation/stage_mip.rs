@@ -125,6 +125,34 @@ impl MipComm {
     }
 }
 
+impl MipComm {
+    /// [`MipComm::of_placement`] with every pair of stages parking at once, as if each stage
+    /// parked on every other: a pessimistic price of each pair's path, which no plan's parking
+    /// can make slower (the evaluator runs only the pairs a plan uses).
+    pub fn of_placement_shared(inst: &Instance, c: &ConfigCosts, g: &Placement) -> Self {
+        let mut comm = Self::of_placement(inst, c, g);
+        let p = c.config.pp as usize;
+        let mut pairs = Vec::new();
+        let mut owner = Vec::new();
+        for j in 0..p {
+            for i in (0..p).filter(|i| *i != j) {
+                for r in 0..g.replicas() {
+                    for (a, b) in g.group(r, j).iter().zip(g.group(r, i)) {
+                        pairs.push((*a, *b));
+                        owner.push((j, i));
+                    }
+                }
+            }
+        }
+        let mut bw = vec![vec![f64::INFINITY; p]; p];
+        for ((j, i), path) in owner.iter().zip(inst.fabric().flows(&pairs)) {
+            bw[*j][*i] = bw[*j][*i].min(c.dram_bw_eff.min(path.bw_bytes_per_s * c.link_eff));
+        }
+        comm.park_bw = bw;
+        comm
+    }
+}
+
 /// One per-configuration MIP, built and ready to solve or to score a plan: the one block of its
 /// own model, always on.
 pub struct StageMip<'a> {

@@ -56,6 +56,13 @@ const COUNT_EVERY: Duration = Duration::from_millis(500);
 /// give the same plan on any machine under any load); each return gets four times the last.
 const MIP_SLICE_NODES: u64 = 500;
 
+/// Replaced incumbents local search also starts from.
+const RUNNERS_UP: usize = 2;
+
+/// Branch-and-bound nodes of a second-opinion solve with a placement's communication
+/// (`Run::solve_placed`).
+const PLACED_NODES: u64 = 4 * MIP_SLICE_NODES;
+
 /// The incumbent: best evaluated plan so far.
 struct Best {
     eval: Evaluation,
@@ -79,6 +86,9 @@ struct Run<'a> {
     /// The user set a node limit (else MIPs run in slices of nodes).
     node_limited: bool,
     solved: usize,
+    /// The last incumbents replaced, oldest first: local search ends where it starts, and a
+    /// slightly slower plan can end faster.
+    runners_up: Vec<(ConfigCosts, Plan, Evaluation)>,
 }
 
 impl Run<'_> {
@@ -105,13 +115,19 @@ impl Run<'_> {
         if step < self.incumbent() {
             self.first_plan_s
                 .get_or_insert_with(|| self.start.elapsed().as_secs_f64());
-            self.best = Some(Best {
+            let replaced = self.best.replace(Best {
                 mip_plan_step_time_s: step,
                 eval,
                 plan,
                 mip_objective_s,
                 costs: costs.clone(),
             });
+            if let Some(b) = replaced {
+                self.runners_up.push((b.costs, b.plan, b.eval));
+                if self.runners_up.len() > RUNNERS_UP {
+                    self.runners_up.remove(0);
+                }
+            }
         }
     }
 
@@ -119,15 +135,13 @@ impl Run<'_> {
     /// recomputation mode for all, weights in DRAM, nothing parked. Microseconds each, and often
     /// close: the first incumbents come from here.
     fn simple_plans(&mut self, costs: &ConfigCosts) {
-        let c = costs.config;
         for mode in Recompute::ALL {
-            let mut plan = Plan::uniform(costs.model_layers, c.dp, c.tp, c.pp, c.micro_batch, mode);
-            plan.ep = c.ep;
-            plan.sequence_parallel = c.sequence_parallel;
-            plan.interleave = c.interleave;
-            plan.zero1 = c.zero1;
-            plan.dp_overlap = c.dp_overlap;
-            if plan.stages.iter().any(|s| s.layers < c.interleave) {
+            let plan = base_plan(costs, mode);
+            if plan
+                .stages
+                .iter()
+                .any(|s| s.layers < costs.config.interleave)
+            {
                 return;
             }
             let Ok(g) = plan.placement(self.inst.fabric()) else {
@@ -139,22 +153,56 @@ impl Run<'_> {
     }
 
     /// Solves a configuration with the communication of `plan`'s placement (a primal heuristic:
-    /// real costs, so its plan needs no placement luck) and offers the plan.
+    /// real costs, so its plan needs no placement luck), offers the plan and returns it.
     fn solve_placed(
         &mut self,
         costs: &ConfigCosts,
         plan: &Plan,
+        parking: Parking,
         o: &SolverOptions,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<(Plan, Evaluation)>, Error> {
         let placement = plan.placement(self.inst.fabric()).map_err(plan_error)?;
-        let comm = MipComm::of_placement(self.inst, costs, &placement);
-        let res = StageMip::new(costs, comm, None).solve(o, Some(self.incumbent()))?;
+        let mut comm = match parking {
+            Parking::Shared => MipComm::of_placement_shared(self.inst, costs, &placement),
+            _ => MipComm::of_placement(self.inst, costs, &placement),
+        };
+        comm.allow_parking &= parking != Parking::Off;
+        // No bound rests on the second opinions: a budget of nodes. Without parking the plan is
+        // a start for local search, worth having even if a little slower than the incumbent.
+        let o = match parking {
+            Parking::Alone => *o,
+            _ => SolverOptions {
+                node_limit: Some(o.node_limit.unwrap_or(PLACED_NODES).min(PLACED_NODES)),
+                ..*o
+            },
+        };
+        let cutoff = (parking != Parking::Off).then(|| self.incumbent());
+        let res = StageMip::new(costs, comm, None).solve(&o, cutoff)?;
         self.nodes += res.nodes;
-        if let Some(raw) = res.plan {
-            let (plan, eval) = score(self.inst, costs, raw)?;
-            self.offer(costs, plan, eval, res.objective_s);
+        let Some(raw) = res.plan else {
+            return Ok(None);
+        };
+        let (plan, eval) = score(self.inst, costs, raw)?;
+        let found = eval.feasible.then(|| (plan.clone(), eval.clone()));
+        self.offer(costs, plan, eval, res.objective_s);
+        Ok(found)
+    }
+
+    /// [`Run::solve_placed`] with parking priced alone, and if that plan parks, shared and off
+    /// too; returns the plan without parking.
+    fn solve_placed_all(
+        &mut self,
+        costs: &ConfigCosts,
+        plan: &Plan,
+        o: &SolverOptions,
+    ) -> Result<Option<(Plan, Evaluation)>, Error> {
+        let found = self.solve_placed(costs, plan, Parking::Alone, o)?;
+        let parks = |p: &Plan| p.stages.iter().any(|s| !s.park.is_empty());
+        if !found.as_ref().is_some_and(|(p, _)| parks(p)) && !parks(plan) {
+            return Ok(None);
         }
-        Ok(())
+        self.solve_placed(costs, plan, Parking::Shared, o)?;
+        self.solve_placed(costs, plan, Parking::Off, o)
     }
 
     /// Takes a solved MIP's figures and plan.
@@ -199,6 +247,7 @@ pub fn solve(
         limited: false,
         node_limited: opts.solver.node_limit.is_some(),
         solved: 0,
+        runners_up: Vec::new(),
     };
     observer.start(frontier.total as u64, "configurations");
     let batch = rayon::current_num_threads().max(1);
@@ -212,6 +261,8 @@ pub fn solve(
     let mut placed = std::collections::HashSet::new();
     // Slices a configuration's MIP has used up.
     let mut slices = std::collections::HashMap::new();
+    // Starts for local search besides the incumbent.
+    let mut starts: Vec<(ConfigCosts, Plan, Evaluation)> = Vec::new();
     let mut last_count = Instant::now();
     while !run.stopped() {
         let goal = run.incumbent() * (1.0 - target);
@@ -272,23 +323,16 @@ pub fn solve(
                 // Its MIP's bound holds the gap open. Solved tighter once; after that, what is left
                 // is the placement: the MIP's ideal communication against the evaluator's real one.
                 if !tightened.insert(e.index) {
-                    frontier.push(&e, e.bound_s, Refinement::Solved);
                     // Before calling it a placement gap, look for the plan the bound promises
                     // with the configuration's real placement (once per configuration).
+                    frontier.push(&e, e.bound_s, Refinement::Solved);
                     if !placed.insert(e.index / 3) {
                         break;
                     }
                     let costs = ConfigCosts::new(inst, e.config);
-                    let c = e.config;
-                    let base = Plan::uniform(
-                        costs.model_layers,
-                        c.dp,
-                        c.tp,
-                        c.pp,
-                        c.micro_batch,
-                        Recompute::None,
-                    );
-                    run.solve_placed(&costs, &base, &run.options(&opts.solver, target / 10.0))?;
+                    let base = base_plan(&costs, Recompute::None);
+                    let o = run.options(&opts.solver, target / 10.0);
+                    run.solve_placed_all(&costs, &base, &o)?;
                     continue;
                 }
                 let o = run.options(&opts.solver, target / 10.0);
@@ -336,21 +380,57 @@ pub fn solve(
     if !run.stopped() {
         if let Some(b) = run.best.as_ref() {
             let (costs, plan) = (b.costs.clone(), b.plan.clone());
-            // Tighter than the search's MIPs: this one only improves the plan.
-            run.solve_placed(&costs, &plan, &run.options(&opts.solver, target / 10.0))?;
+            // Tighter than the search's MIPs: these only improve the plan. The plan without
+            // parking is a start for local search too.
+            let o = run.options(&opts.solver, target / 10.0);
+            if let Some((plan, eval)) = run.solve_placed_all(&costs, &plan, &o)? {
+                starts.push((costs, plan, eval));
+            }
         }
     }
     let mut best = run
         .best
         .take()
         .ok_or_else(|| infeasible(inst, None, InfeasibleReason::PerDevice))?;
-    let (plan, evaluation) = local::refine_if(
-        opts.local_search,
-        inst,
-        &best.costs,
-        best.plan.clone(),
-        best.eval.clone(),
+    starts.insert(
+        0,
+        (best.costs.clone(), best.plan.clone(), best.eval.clone()),
     );
+    // Other starts only where the gap is still open: they cost a local search each.
+    if best.eval.step_time_s * (1.0 - target) > frontier.least_bound() {
+        starts.extend(std::mem::take(&mut run.runners_up).into_iter().rev());
+    } else {
+        starts.truncate(1);
+    }
+    let mut seen: Vec<Plan> = Vec::new();
+    starts.retain(|s| {
+        let new = !seen.contains(&s.1);
+        seen.push(s.1.clone());
+        new
+    });
+    let mut refined: Option<(Plan, Evaluation)> = None;
+    for (i, (costs, start, eval)) in starts.into_iter().enumerate() {
+        if run.stopped() && refined.is_some() {
+            break;
+        }
+        let step = eval.step_time_s;
+        let (plan, eval) = local::refine_if(opts.local_search, inst, &costs, start.clone(), eval);
+        if refined
+            .as_ref()
+            .is_none_or(|r| eval.step_time_s < r.1.step_time_s)
+        {
+            refined = Some((plan, eval));
+            if i > 0 {
+                // Another start won: the diagnostics describe it.
+                best.costs = costs;
+                best.plan = start;
+                best.mip_plan_step_time_s = step;
+                best.mip_objective_s = f64::NAN;
+            }
+        }
+    }
+    let (plan, evaluation) =
+        refined.ok_or_else(|| infeasible(inst, None, InfeasibleReason::PerDevice))?;
     if best.mip_objective_s.is_nan() {
         // A simple plan won: the MIP's objective at it, for the same diagnostics as a MIP plan.
         let comm = MipComm::ideal(inst, &best.costs);
@@ -385,6 +465,32 @@ pub fn solve(
         Method::Decomposition,
         SPACE,
     ))
+}
+
+/// How a MIP with a placement's communication prices parking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parking {
+    /// Each pair of stages on its own paths, as if no other pair parked.
+    Alone,
+    /// As if every pair parked at once: the evaluator shares links among the pairs a plan uses
+    /// (across a wafer boundary, dozens of flows on one crossing), and the price of a pair alone
+    /// can pick parking the evaluator then finds slow.
+    Shared,
+    /// Nothing parked: a plan no contention can slow down.
+    Off,
+}
+
+/// A configuration's simplest plan: layers split evenly, one recomputation mode, the default
+/// placement.
+fn base_plan(costs: &ConfigCosts, mode: Recompute) -> Plan {
+    let c = costs.config;
+    let mut plan = Plan::uniform(costs.model_layers, c.dp, c.tp, c.pp, c.micro_batch, mode);
+    plan.ep = c.ep;
+    plan.sequence_parallel = c.sequence_parallel;
+    plan.interleave = c.interleave;
+    plan.zero1 = c.zero1;
+    plan.dp_overlap = c.dp_overlap;
+    plan
 }
 
 /// `first` and the entries after it at the same refinement whose bound is below `goal`, up to

@@ -188,7 +188,9 @@ impl Run<'_> {
         };
         let (plan, eval) = score(self.inst, costs, raw)?;
         let found = eval.feasible.then(|| (plan.clone(), eval.clone()));
-        self.offer(costs, plan, eval, res.objective_s);
+        // Its objective is at this placement's communication; the diagnostics report the ideal
+        // MIP's at the plan (filled in at the end, as for a simple plan).
+        self.offer(costs, plan, eval, f64::NAN);
         Ok(found)
     }
 
@@ -436,7 +438,8 @@ pub fn solve(
     let (mut plan, mut evaluation) =
         refined.ok_or_else(|| infeasible(inst, None, InfeasibleReason::PerDevice))?;
     if best.mip_objective_s.is_nan() {
-        // A simple plan won: the MIP's objective at it, for the same diagnostics as a MIP plan.
+        // A simple plan or a placed MIP's won: the ideal MIP's objective at it, for the same
+        // diagnostics as a MIP plan.
         let comm = MipComm::ideal(inst, &best.costs);
         best.mip_objective_s =
             StageMip::new(&best.costs, comm, None).objective_of(&best.plan, inst.fabric());

@@ -225,3 +225,41 @@ fn shared_parking_prices_are_pessimistic() {
     }
     assert!(below > 0, "no pair shares a boundary: {shared:?}");
 }
+
+/// Groups the units cannot all hold whole make stages straddle in every placement: Llama 3.1 405B
+/// on four 56-die wafers with 16-wide tensor groups (14 groups, 3 per wafer: 2 straddle, in at
+/// least one stage) or 32-wide ones (7 groups, 1 per wafer: 3 stages); the aligned class is then
+/// empty, and the placement the search picks does straddle that many stages.
+#[test]
+fn groups_beyond_the_units_capacity_straddle() {
+    use watos::cost::comm::{UnitClass, UnitComm};
+    let inst = Instance::load(format!(
+        "{}/instances/scale/wafer224-llama3.1-405b.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    for (dp, tp, straddling) in [(2, 16, 1), (1, 32, 3), (4, 8, 0)] {
+        let (plan, g, costs) = start(&inst, dp, tp, 7);
+        let u = UnitComm::of(&costs, inst.fabric()).unwrap();
+        assert_eq!(u.min_straddling, straddling, "D{dp} T{tp}");
+        let aligned = watos::cost::bound::quick_bound(
+            &costs,
+            &watos::cost::CommCosts::ideal(&inst, &costs),
+            Some(&u.clone().covering(UnitClass::Aligned)),
+            true,
+        );
+        assert_eq!(aligned.is_infinite(), straddling > 0, "D{dp} T{tp}");
+        // The default layout of the plan: at least that many stages have a group across wafers.
+        let f = inst.fabric();
+        let crossing = (0..7)
+            .filter(|j| {
+                (0..plan.dp as usize).any(|r| {
+                    let units: std::collections::BTreeSet<u32> =
+                        g.group(r, *j).iter().map(|id| f.unit_of(*id)).collect();
+                    units.len() > 1
+                })
+            })
+            .count();
+        assert!(crossing >= straddling as usize, "D{dp} T{tp}: {crossing}");
+    }
+}

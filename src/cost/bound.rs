@@ -421,11 +421,12 @@ pub fn quick_bound(
         }
     }
     let aligned_slowest = slowest_stage(c, &fixed, layer, None);
+    let least = u.min_straddling;
     let (first, last) = match u.class {
         _ if u.must_straddle => (p, p),
-        UnitClass::Any => (0, p),
-        UnitClass::Aligned => (0, 0),
-        UnitClass::Straddled => (1, p),
+        UnitClass::Any => (least, p),
+        UnitClass::Aligned => (least, 0),
+        UnitClass::Straddled => (least.max(1), p),
     };
     if first > last || (u.must_straddle && u.class == UnitClass::Aligned) {
         return f64::INFINITY;

@@ -336,6 +336,9 @@ pub struct UnitComm {
     pub dp_packed: [Option<PathCost>; 3],
     /// No group fits in a unit (`t > size`): every stage straddles.
     pub must_straddle: bool,
+    /// Stages that straddle in every placement: the `d p` groups beyond those the units can hold
+    /// whole ([`Fabric::groups_inside_units`]) straddle, at most `d` of them per stage.
+    pub min_straddling: u32,
     /// Two aligned groups cannot share a unit (`2t > size`): a send out of or into an aligned
     /// stage crosses units.
     pub aligned_sends_cross: bool,
@@ -400,6 +403,12 @@ impl UnitComm {
             dp_aligned,
             dp_packed,
             must_straddle: t > size,
+            min_straddling: {
+                let groups = u64::from(cfg.dp) * u64::from(cfg.pp);
+                let need = groups.saturating_sub(fabric.groups_inside_units(t));
+                need.div_ceil(u64::from(cfg.dp.max(1)))
+                    .min(u64::from(cfg.pp)) as u32
+            },
             aligned_sends_cross: 2 * t > size,
             min_units: devices.div_ceil(u64::from(size)).min(u64::from(u32::MAX)) as u32,
             straddle_weight: t.min(units.count).saturating_sub(1),

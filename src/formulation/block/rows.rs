@@ -445,9 +445,15 @@ impl ConfigBlock<'_> {
             Straddle::Yes => one.clone(),
             Straddle::Maybe(a) => Expression::from(a),
         };
-        if u.class == UnitClass::Straddled && !u.must_straddle {
+        // Straddling stages: at least one in its class, and at least the stages whose groups the
+        // units cannot all hold whole (an aligned class with any such stage is empty).
+        let least = match u.class {
+            UnitClass::Straddled => u.min_straddling.max(1),
+            UnitClass::Any | UnitClass::Aligned => u.min_straddling,
+        };
+        if least > 0 && !u.must_straddle {
             let any: Expression = (0..p).map(straddles).sum();
-            model.push(constraint!(any >= one.clone()));
+            model.push(constraint!(any >= one.clone() * f64::from(least)));
         }
         // Every edge of the pipeline (with interleaving, a cycle: the last stage sends back to
         // the first) as (its crossing binary, its two stages).

@@ -54,6 +54,33 @@ impl Fabric {
         }
     }
 
+    /// Disjoint groups of `n` healthy devices that fit inside units at most: each unit holds
+    /// `floor(healthy / n)` of them. Groups beyond this count must straddle units.
+    ///
+    /// ```
+    /// let hw = watos::Hardware::load(concat!(env!("CARGO_MANIFEST_DIR"), "/hardware/wafer-config3-x4.toml")).unwrap();
+    /// // Four wafers of 56 dies: three groups of 16 in each, one of 32.
+    /// let f = hw.fabric().unwrap();
+    /// assert_eq!((f.groups_inside_units(16), f.groups_inside_units(32)), (12, 4));
+    /// ```
+    pub fn groups_inside_units(&self, n: u32) -> u64 {
+        let n = n.max(1);
+        match self {
+            Fabric::Mesh(m) => {
+                let per = m.wafer_rows * m.cols;
+                (0..m.rows / m.wafer_rows)
+                    .map(|w| {
+                        let healthy = (w * per..(w + 1) * per)
+                            .filter(|id| m.healthy[*id as usize])
+                            .count() as u64;
+                        healthy / u64::from(n)
+                    })
+                    .sum()
+            }
+            Fabric::Cluster(c) => u64::from(c.nodes) * u64::from(c.gpus_per_node / n),
+        }
+    }
+
     /// The unit (node, wafer) a device belongs to.
     pub fn unit_of(&self, id: DeviceId) -> u32 {
         match self {

@@ -27,7 +27,7 @@
 use crate::cost::comm::UnitComm;
 use crate::cost::{CommCosts, ConfigCosts, IdealComm};
 use crate::error::Error;
-use crate::hardware::Fabric;
+use crate::hardware::{DeviceId, Fabric};
 use crate::instance::Instance;
 use crate::placement::Placement;
 use crate::plan::{Plan, Recompute, WeightSource};
@@ -93,13 +93,23 @@ impl MipComm {
     /// A concrete placement's costs (parking without contention between pairs): a primal
     /// heuristic that sees, say, the one stage whose group could not form a ring of neighbours.
     pub fn of_placement(inst: &Instance, c: &ConfigCosts, g: &Placement) -> Self {
+        Self::placed(inst, c, g, false)
+    }
+
+    /// [`MipComm::of_placement`] with every pair of stages parking at once, as if each stage
+    /// parked on every other: a pessimistic price of each pair's path, which no plan's parking
+    /// can make slower (the evaluator runs only the pairs a plan uses).
+    pub fn of_placement_shared(inst: &Instance, c: &ConfigCosts, g: &Placement) -> Self {
+        Self::placed(inst, c, g, true)
+    }
+
+    fn placed(inst: &Instance, c: &ConfigCosts, g: &Placement, shared: bool) -> Self {
         let p = c.config.pp as usize;
-        let mut park_bw = vec![vec![f64::INFINITY; p]; p];
-        for (j, row) in park_bw.iter_mut().enumerate() {
-            for (i, bw) in row.iter_mut().enumerate() {
-                if i == j {
-                    continue;
-                }
+        // Flows of each stage pair (matching devices of every replica), in sets that run at once:
+        // one set per pair, or one set of all pairs.
+        let mut sets: Vec<FlowSet> = Vec::new();
+        for j in 0..p {
+            for i in (0..p).filter(|i| *i != j) {
                 let pairs: Vec<_> = (0..g.replicas())
                     .flat_map(|r| {
                         g.group(r, j)
@@ -108,12 +118,21 @@ impl MipComm {
                             .zip(g.group(r, i).iter().copied())
                     })
                     .collect();
-                *bw = inst
-                    .fabric()
-                    .flows(&pairs)
-                    .iter()
-                    .map(|path| c.dram_bw_eff.min(path.bw_bytes_per_s * c.link_eff))
-                    .fold(f64::INFINITY, f64::min);
+                let owner = vec![(j, i); pairs.len()];
+                match sets.last_mut() {
+                    Some(all) if shared => {
+                        all.0.extend(pairs);
+                        all.1.extend(owner);
+                    }
+                    _ => sets.push((pairs, owner)),
+                }
+            }
+        }
+        let mut park_bw = vec![vec![f64::INFINITY; p]; p];
+        for (pairs, owner) in &sets {
+            for ((j, i), path) in owner.iter().zip(inst.fabric().flows(pairs)) {
+                let bw = c.dram_bw_eff.min(path.bw_bytes_per_s * c.link_eff);
+                park_bw[*j][*i] = park_bw[*j][*i].min(bw);
             }
         }
         MipComm {
@@ -125,33 +144,8 @@ impl MipComm {
     }
 }
 
-impl MipComm {
-    /// [`MipComm::of_placement`] with every pair of stages parking at once, as if each stage
-    /// parked on every other: a pessimistic price of each pair's path, which no plan's parking
-    /// can make slower (the evaluator runs only the pairs a plan uses).
-    pub fn of_placement_shared(inst: &Instance, c: &ConfigCosts, g: &Placement) -> Self {
-        let mut comm = Self::of_placement(inst, c, g);
-        let p = c.config.pp as usize;
-        let mut pairs = Vec::new();
-        let mut owner = Vec::new();
-        for j in 0..p {
-            for i in (0..p).filter(|i| *i != j) {
-                for r in 0..g.replicas() {
-                    for (a, b) in g.group(r, j).iter().zip(g.group(r, i)) {
-                        pairs.push((*a, *b));
-                        owner.push((j, i));
-                    }
-                }
-            }
-        }
-        let mut bw = vec![vec![f64::INFINITY; p]; p];
-        for ((j, i), path) in owner.iter().zip(inst.fabric().flows(&pairs)) {
-            bw[*j][*i] = bw[*j][*i].min(c.dram_bw_eff.min(path.bw_bytes_per_s * c.link_eff));
-        }
-        comm.park_bw = bw;
-        comm
-    }
-}
+/// Device pairs that transfer at once, and the stage pair `(from, to)` each belongs to.
+type FlowSet = (Vec<(DeviceId, DeviceId)>, Vec<(usize, usize)>);
 
 /// One per-configuration MIP, built and ready to solve or to score a plan: the one block of its
 /// own model, always on.

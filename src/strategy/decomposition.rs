@@ -449,8 +449,10 @@ pub fn solve(
     // pick configurations by what they reach without parking, which the placement then delivers.
     // On several wafers its best can beat every plan this search found. The bound stays this
     // search's, over the whole space.
+    // The search itself finished or not; the second one running into the limit changes nothing.
+    let out_of_time = run.stopped();
     let gap_open = evaluation.step_time_s * (1.0 - target) > frontier.least_bound();
-    if gap_open && !inst.limits.no_parking && !run.stopped() && !run.limited {
+    if gap_open && !inst.limits.no_parking && !out_of_time && !run.limited {
         let mut rigid = inst.clone();
         rigid.limits.no_parking = true;
         let o = SearchOptions {
@@ -485,7 +487,7 @@ pub fn solve(
                     .saturating_sub(frontier.memory_infeasible + solved),
             },
             nodes: run.nodes,
-            out_of_time: run.stopped(),
+            out_of_time,
             limited: run.limited,
             first_plan_s: run.first_plan_s,
         },

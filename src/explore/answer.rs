@@ -97,7 +97,11 @@ fn steps(r: &Record, fine: bool) -> Vec<Option<f64>> {
 }
 
 /// Scores per objective (the mix, then each model when there are several).
-fn scores(infos: &[WorkloadInfo], steps: &[Option<f64>], wafers: u32) -> Vec<Option<f64>> {
+pub(crate) fn scores(
+    infos: &[WorkloadInfo],
+    steps: &[Option<f64>],
+    wafers: u32,
+) -> Vec<Option<f64>> {
     let rates: Vec<Option<f64>> = infos
         .iter()
         .zip(steps)

@@ -29,11 +29,11 @@ use crate::plan::Config;
 use crate::strategy::space::{state_ratio, Frontier, ModelFigures, Refinement};
 use crate::strategy::{self, SearchOptions};
 
-use super::answer::{candidates, Sensitivity};
+use super::answer::{candidates, scores, Sensitivity};
 use super::budget::{Broken, Budget};
 use super::rules::{Keys, State};
 use super::space::{Design, DesignSpace};
-use super::{mix_score, rate, ExploreOptions, Outcome, Workload, WorkloadInfo};
+use super::{ExploreOptions, Outcome, Workload, WorkloadInfo};
 
 /// Designs popped from the bound order per round, at most: refined or solved in parallel. Fixed,
 /// so that a sweep does the same work whatever the thread count.
@@ -189,23 +189,7 @@ impl<'a> Ctx<'a> {
 
     /// Scores per objective from each model's step time (`None`: not solved).
     pub fn scores(&self, steps: &[Option<f64>], wafers: u32) -> Vec<Option<f64>> {
-        let rates: Vec<Option<f64>> = self
-            .infos
-            .iter()
-            .zip(steps)
-            .map(|(w, s)| s.map(|s| rate(w, s, wafers)))
-            .collect();
-        let weights: Vec<f64> = self.infos.iter().map(|w| w.weight).collect();
-        let mix = rates
-            .iter()
-            .copied()
-            .collect::<Option<Vec<f64>>>()
-            .map(|r| mix_score(&weights, &r));
-        let mut out = vec![mix];
-        if self.infos.len() > 1 {
-            out.extend(rates);
-        }
-        out
+        scores(&self.infos, steps, wafers)
     }
 
     /// Upper bounds on the scores per objective from lower bounds on each model's step time.
